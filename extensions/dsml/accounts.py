@@ -1,0 +1,112 @@
+"""User accounts through the hub's REST API: create, set a password, join a group, list.
+
+Used by `dsml users` and by the demo seeding of `dsml up`; the hub stays the only writer of its
+database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+from dsml.exceptions import HubError, SettingsError
+from dsml.hubclient import HubClient
+from dsml.settings import GROUPS
+
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+DEMO_USERS = [
+    ("admin", "platform-admins"),
+    ("analyst", "analysts"),
+    ("scientist", "data-scientists"),
+    ("stakeholder", "stakeholders"),
+    ("newcomer", "newcomers"),
+]
+"""One demo account per group: (name, group)."""
+
+
+def new_password() -> str:
+    """A random password of 16 URL-safe characters."""
+    return secrets.token_urlsafe(12)
+
+
+def check_name_and_group(name: str, group: str) -> None:
+    """Raise SettingsError unless the name is a valid username and the group is known."""
+    if not USERNAME.match(name):
+        raise SettingsError(
+            f"user name {name!r} is not allowed: use 1-64 lower-case letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit"
+        )
+    if group not in GROUPS:
+        raise SettingsError(f"group {group!r} is not allowed: use one of {', '.join(GROUPS)}")
+
+
+async def add_user(hub: HubClient, name: str, group: str, password: str | None = None) -> str:
+    """Create `name` in `group` with a password (generated when None); return the password.
+
+    Raises HubError with 409 semantics if the user exists already.
+    """
+    check_name_and_group(name, group)
+    password = password or new_password()
+    existing = await hub.request("GET", f"users/{name}", ok=(404,))
+    if existing.get("status") != 404:
+        raise HubError(f"user {name!r} exists already; use `dsml users reset-password {name}`")
+    await hub.request("POST", f"users/{name}")
+    await hub.request("POST", f"groups/{group}/users", {"users": [name]})
+    await hub.request("PUT", f"dsml/users/{name}/password", {"password": password})
+    return password
+
+
+async def reset_password(hub: HubClient, name: str) -> str:
+    """Give an existing user a new generated password and return it."""
+    password = new_password()
+    await hub.request("PUT", f"dsml/users/{name}/password", {"password": password})
+    return password
+
+
+async def list_users(hub: HubClient) -> list[dict[str, Any]]:
+    """Every user with their groups, admin flag and whether their server runs."""
+    users = await hub.request("GET", "users")
+    return [
+        {
+            "name": u["name"],
+            "groups": sorted(u.get("groups", [])),
+            "admin": bool(u.get("admin")) or "platform-admins" in u.get("groups", []),
+            "server": "running" if u.get("server") else "stopped",
+            "last_activity": u.get("last_activity"),
+        }
+        for u in users
+    ]
+
+
+async def seed_demo_users(hub: HubClient, path: Path) -> list[dict[str, str]]:
+    """Create the demo accounts that are missing and write them all to `path` (mode 0600).
+
+    Accounts listed in an existing file are kept as they are, so re-running changes nothing.
+    """
+    try:
+        accounts: list[dict[str, str]] = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        accounts = []
+    known = {a["name"] for a in accounts}
+    for name, group in DEMO_USERS:
+        if name in known:
+            continue
+        existing = await hub.request("GET", f"users/{name}", ok=(404,))
+        if existing.get("status") == 404:
+            password = await add_user(hub, name, group)
+        else:
+            password = await reset_password(hub, name)
+        accounts.append({"name": name, "password": password, "group": group})
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(accounts, f, indent=2)
+        f.write("\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return accounts

@@ -1,0 +1,186 @@
+"""Turn an environment's lock into a virtualenv plus a kernelspec, once per lock version.
+
+Each version lives in `<environments dir>/<name>/<version>/` (version = the lock's hash prefix),
+so a rebuild from a new lock never disturbs runs still using the old one. The kernelspec
+`dsml-<name>` under `<data dir>/share/jupyter/kernels/` points at the newest built version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dsml.datadir import DataDir
+from dsml.environments.spec import Environment
+from dsml.exceptions import EnvironmentBuildError
+
+MARKER = ".dsml-build.json"
+"""File written last into a built environment; its absence means the build did not finish."""
+
+
+@dataclass(frozen=True)
+class EnvironmentStatus:
+    """Where an environment stands in one data dir."""
+
+    state: str  # "built", "outdated" (an older lock is built), or "missing"
+    prefix: Path
+    built_versions: tuple[str, ...]
+
+
+def prefix_for(env: Environment, datadir: DataDir) -> Path:
+    """The virtualenv folder of the environment's current lock version."""
+    return datadir.environments / env.name / env.version
+
+
+def _built_versions(env: Environment, datadir: DataDir) -> list[str]:
+    base = datadir.environments / env.name
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if (p / MARKER).exists())
+
+
+def status(env: Environment, datadir: DataDir) -> EnvironmentStatus:
+    """Report whether the environment's current lock is built in this data dir."""
+    versions = tuple(_built_versions(env, datadir))
+    prefix = prefix_for(env, datadir)
+    if env.version in versions:
+        state = "built"
+    elif versions:
+        state = "outdated"
+    else:
+        state = "missing"
+    return EnvironmentStatus(state=state, prefix=prefix, built_versions=versions)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock so two builds of one environment never interleave."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _uv() -> str:
+    from uv import find_uv_bin
+
+    return find_uv_bin()
+
+
+def _run(cmd: list[str], step: str, quiet: bool) -> None:
+    result = subprocess.run(
+        cmd,
+        stdout=subprocess.PIPE if quiet else None,
+        stderr=subprocess.STDOUT if quiet else None,
+        text=True,
+    )
+    if result.returncode != 0:
+        tail = (result.stdout or "").strip().splitlines()[-5:] if quiet else []
+        detail = ("; " + " | ".join(tail)) if tail else ""
+        raise EnvironmentBuildError(f"{step} failed with exit code {result.returncode}{detail}")
+
+
+def write_kernelspec(env: Environment, prefix: Path, datadir: DataDir) -> Path:
+    """Register `dsml-<name>` so every user server sees a kernel running in `prefix`."""
+    folder = datadir.kernels / env.kernel_name
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [
+            str(prefix / "bin" / "python"),
+            "-Xfrozen_modules=off",
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+        ],
+        "display_name": env.display_name,
+        "language": "python",
+        "interrupt_mode": "signal",
+        "env": {"DSML_ENVIRONMENT": env.name, "DSML_ENVIRONMENT_VERSION": env.version},
+        "metadata": {
+            "dsml": {
+                "environment": env.name,
+                "version": env.version,
+                "lock_sha256": env.lock_sha256,
+                "description": env.description,
+                "image": env.image_tag,
+            },
+            "debugger": True,
+        },
+    }
+    tmp = folder / "kernel.json.tmp"
+    tmp.write_text(json.dumps(spec, indent=2) + "\n")
+    os.replace(tmp, folder / "kernel.json")
+    return folder
+
+
+def build(
+    env: Environment,
+    datadir: DataDir,
+    *,
+    force: bool = False,
+    quiet: bool = False,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Build the environment's current lock into a virtualenv (if needed) and register it.
+
+    Returns the virtualenv folder. Raises EnvironmentBuildError when an install step fails;
+    a failed build leaves no marker, so the next call starts it again.
+    """
+    prefix = prefix_for(env, datadir)
+    with _locked(datadir.environments / env.name / ".build.lock"):
+        if (prefix / MARKER).exists() and not force:
+            write_kernelspec(env, prefix, datadir)
+            return prefix
+        started = time.monotonic()
+        if prefix.exists():
+            shutil.rmtree(prefix)
+        log(f"[1/3] {env.name} {env.version}: creating virtualenv in {prefix}")
+        python = getattr(sys, "_base_executable", None) or sys.executable
+        _run([_uv(), "venv", "--seed", "--quiet", "--python", python, str(prefix)], "venv", quiet)
+        log(f"[2/3] {env.name} {env.version}: installing {len(env.packages)} pinned packages")
+        _run(
+            [
+                _uv(),
+                "pip",
+                "install",
+                "--python",
+                str(prefix / "bin" / "python"),
+                "--require-hashes",
+                "--no-deps",
+                "-r",
+                str(env.lock_path),
+            ]
+            + (["--quiet"] if quiet else []),
+            "installing the lock",
+            quiet,
+        )
+        log(f"[3/3] {env.name} {env.version}: checking the kernel starts its imports")
+        _run(
+            [str(prefix / "bin" / "python"), "-c", "import ipykernel, ipywidgets"],
+            "import check",
+            quiet,
+        )
+        marker = {
+            "name": env.name,
+            "version": env.version,
+            "lock_sha256": env.lock_sha256,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        (prefix / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        write_kernelspec(env, prefix, datadir)
+        log(f"built {env.name} {env.version} in {marker['seconds']} s")
+        return prefix

@@ -1,0 +1,199 @@
+"""Functions that set JupyterHub traits from validated settings; no other logic lives here.
+
+hub_config/jupyterhub_config.py calls `update_all(c, ...)`. Each `update_*` only sets traits
+on the config object `c`, so the same settings give the same hub on a laptop and in a pod.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from dsml import settings as settings_mod
+from dsml.datadir import DataDir
+from dsml.settings import GROUPS, LAB_GROUPS, platform_root
+
+ADMIN_SERVICE = "dsml-admin"
+"""Token-only service the `dsml` CLI uses to manage users and groups."""
+
+ADMIN_TOKEN_SECRET = "admin-api-token"
+"""Name of the secret file (in <data dir>/secrets/) holding the dsml-admin service token."""
+
+GROUP_DESCRIPTIONS = {
+    "platform-admins": "Runs the platform: users, groups, environments, usage figures.",
+    "analysts": "Citizen analysts exploring data in JupyterLab.",
+    "data-scientists": "Parameterise, schedule and publish notebooks.",
+    "stakeholders": "Open published apps; no JupyterLab server.",
+    "newcomers": "Work through the training notebooks.",
+}
+
+# the `self` scopes of JupyterHub's default user role, less starting and stopping servers:
+# that right comes from the lab-user role, which stakeholders do not get
+_USER_SCOPES = [
+    "read:users!user",
+    "read:users:name!user",
+    "read:users:groups!user",
+    "users:activity!user",
+    "read:users:activity!user",
+    "read:servers!user",
+    "access:servers!user",
+    "tokens!user",
+    "read:tokens!user",
+    "users:shares!user",
+    "read:users:shares!user",
+    "read:shares!user",
+]
+
+
+def load_settings() -> dict[str, Any]:
+    """Read the settings `dsml up` resolved (DSML_SETTINGS_JSON), else the settings file."""
+    resolved = os.environ.get("DSML_SETTINGS_JSON")
+    if resolved:
+        return settings_mod.validate(json.loads(Path(resolved).read_text()), source=resolved)
+    return settings_mod.load(os.environ.get("DSML_SETTINGS") or None)
+
+
+def datadir_for(settings: dict[str, Any]) -> DataDir:
+    """The data directory the settings name."""
+    return DataDir(settings["data_dir"], settings.get("environments_dir"))
+
+
+def update_network(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
+    """Public address, internal hub address, and the proxy (started by the hub)."""
+    hub = settings["hub"]
+    c.JupyterHub.ip = hub["ip"]
+    c.JupyterHub.port = hub["port"]
+    c.JupyterHub.base_url = hub["base_url"]
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = int(os.environ.get("DSML_HUB_PORT", "8081"))
+    c.ConfigurableHTTPProxy.api_url = (
+        f"http://127.0.0.1:{int(os.environ.get('DSML_PROXY_API_PORT', '8001'))}"
+    )
+    c.ConfigurableHTTPProxy.auth_token = datadir.secret("proxy-auth-token")
+    c.ConfigurableHTTPProxy.pid_file = str(datadir.hub / "proxy.pid")
+    chp = platform_root() / "node_modules" / ".bin" / "configurable-http-proxy"
+    if chp.exists():
+        c.ConfigurableHTTPProxy.command = [str(chp)]
+    c.JupyterHub.cleanup_servers = True
+    c.JupyterHub.cleanup_proxy = True
+
+
+def update_state(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
+    """Database, cookie secret and templates: all state lives in the data dir."""
+    c.JupyterHub.db_url = datadir.hub_db_url
+    datadir.secret("jupyterhub_cookie_secret")
+    c.JupyterHub.cookie_secret_file = str(datadir.secrets / "jupyterhub_cookie_secret")
+    c.JupyterHub.template_paths = [str(Path(__file__).parent / "templates")]
+
+
+def update_auth(c: Any, settings: dict[str, Any]) -> None:
+    """Password login (nativeauthenticator) by default, or an OAuthenticator class."""
+    auth = settings["auth"]
+    if auth["kind"] == "native":
+        c.JupyterHub.authenticator_class = "dsml.auth.DsmlAuthenticator"
+        c.NativeAuthenticator.minimum_password_length = auth["minimum_password_length"]
+        c.NativeAuthenticator.allowed_failed_logins = auth["allowed_failed_logins"]
+        c.NativeAuthenticator.seconds_before_next_try = auth["seconds_before_next_try"]
+        c.NativeAuthenticator.check_common_password = True
+    else:
+        c.JupyterHub.authenticator_class = auth["oauth_class"]
+        class_name = auth["oauth_class"].rsplit(".", 1)[-1]
+        for key, value in auth["oauth_config"].items():
+            setattr(c[class_name], key, value)
+
+
+def update_spawner(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
+    """One JupyterLab process per user, home under the data dir, curated kernels only."""
+    spawner = settings["spawner"]
+    root = platform_root()
+    c.JupyterHub.spawner_class = "dsml.spawner.DsmlLocalSpawner"
+    c.DsmlLocalSpawner.home_dir_template = str(datadir.homes / "{username}")
+    c.DsmlLocalSpawner.seed_folders = [str(root / "training"), str(root / "shared_notebooks")]
+    c.DsmlLocalSpawner.jupyter_data_dir = str(datadir.jupyter_data)
+    c.DsmlLocalSpawner.default_kernel = f"dsml-{spawner['default_environment']}"
+    c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+    c.Spawner.default_url = spawner["default_url"]
+    c.Spawner.start_timeout = spawner["start_timeout_seconds"]
+    c.Spawner.http_timeout = spawner["http_timeout_seconds"]
+
+
+def update_roles(c: Any, settings: dict[str, Any]) -> None:
+    """The platform's groups and roles: stakeholders get no server; admins get admin."""
+    c.JupyterHub.load_groups = {
+        name: {"properties": {"description": GROUP_DESCRIPTIONS[name]}} for name in GROUPS
+    }
+    c.JupyterHub.load_roles = [
+        {
+            "name": "user",
+            "description": "Every user: see and use their own servers, manage their tokens.",
+            "scopes": _USER_SCOPES,
+        },
+        {
+            "name": "lab-user",
+            "description": "May start and stop their own JupyterLab server.",
+            "scopes": ["servers!user", "delete:servers!user"],
+            "groups": list(LAB_GROUPS),
+        },
+        {"name": "admin", "groups": ["platform-admins"]},
+        {
+            "name": ADMIN_SERVICE,
+            "description": "The dsml CLI: create users, set passwords, manage group membership.",
+            "scopes": ["admin:users", "admin:groups", "list:users", "list:groups", "read:roles"],
+            "services": [ADMIN_SERVICE],
+        },
+        {
+            "name": "idle-culler",
+            "description": "Stops servers that have been idle too long.",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        },
+    ]
+
+
+def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
+    """Hub-managed services: the CLI's token-only service and the idle culler."""
+    services: list[dict[str, Any]] = [
+        {"name": ADMIN_SERVICE, "api_token": datadir.secret(ADMIN_TOKEN_SECRET)}
+    ]
+    culler = settings["culler"]
+    if culler["enabled"]:
+        services.append(
+            {
+                "name": "idle-culler",
+                "command": [
+                    sys.executable,
+                    "-m",
+                    "jupyterhub_idle_culler",
+                    f"--timeout={culler['timeout_seconds']}",
+                    f"--cull-every={culler['every_seconds']}",
+                    f"--max-age={culler['max_age_seconds']}",
+                ],
+            }
+        )
+    c.JupyterHub.services = services
+
+
+def default_url(handler: Any) -> str:
+    """Send people who may not start JupyterLab (stakeholders) to the hub home, not a spawn."""
+    user = handler.current_user
+    base = handler.hub.base_url
+    if user is not None and not any(g.name in LAB_GROUPS for g in user.groups):
+        if not user.admin:
+            return base + "home"
+    return base + "spawn"
+
+
+def update_all(c: Any, settings: dict[str, Any]) -> None:
+    """Apply every update_* function: the whole hub configuration."""
+    datadir = datadir_for(settings)
+    datadir.ensure()
+    update_network(c, settings, datadir)
+    update_state(c, settings, datadir)
+    update_auth(c, settings)
+    update_spawner(c, settings, datadir)
+    update_roles(c, settings)
+    update_services(c, settings, datadir)
+    c.JupyterHub.default_url = default_url

@@ -1,0 +1,71 @@
+"""The local spawner: one JupyterLab process per user, a home folder each under the data dir.
+
+It adds to SimpleLocalProcessSpawner what the platform needs on one machine: the user's copy of
+training/ and shared_notebooks/, kernels from the curated environments only, and `--allow-root`
+when the hub itself runs as root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from traitlets import List, Unicode
+
+from dsml.homes import seed_home
+
+
+class DsmlLocalSpawner(SimpleLocalProcessSpawner):
+    """SimpleLocalProcessSpawner that seeds homes and offers only curated kernels."""
+
+    seed_folders = List(
+        Unicode(),
+        config=True,
+        help="Folders copied into each user's home on every start (user changes are kept).",
+    )
+    jupyter_data_dir = Unicode(
+        "",
+        config=True,
+        help="Folder put first on JUPYTER_PATH: the curated kernelspecs live there.",
+    )
+    default_kernel = Unicode(
+        "dsml-datascience", config=True, help="Kernelspec a new notebook gets by default."
+    )
+
+    def get_args(self) -> list[str]:
+        """Add the curated kernelspec manager, and --allow-root when running as root."""
+        args = super().get_args()
+        args += [
+            "--ServerApp.kernel_spec_manager_class="
+            "dsml.environments.kernelspecs.CuratedKernelSpecManager",
+            f"--MappingKernelManager.default_kernel_name={self.default_kernel}",
+        ]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            args.append("--allow-root")
+        return args
+
+    def get_env(self) -> dict[str, str]:
+        """Put the curated kernelspecs first on JUPYTER_PATH."""
+        env = super().get_env()
+        if self.jupyter_data_dir:
+            rest = env.get("JUPYTER_PATH") or os.environ.get("JUPYTER_PATH", "")
+            env["JUPYTER_PATH"] = os.pathsep.join(p for p in (self.jupyter_data_dir, rest) if p)
+        return env
+
+    async def start(self):  # type: ignore[no-untyped-def]
+        """Seed the home folder (without blocking the hub), then start the server."""
+        home = self.home_dir
+        report = await asyncio.to_thread(
+            seed_home, Path(home), [Path(f) for f in self.seed_folders]
+        )
+        if report["added"] or report["updated"]:
+            self.log.info(
+                "Seeded %s: %d added, %d updated, %d kept as the user left them",
+                home,
+                len(report["added"]),
+                len(report["updated"]),
+                len(report["kept"]),
+            )
+        return await super().start()

@@ -1,0 +1,173 @@
+"""Session fixtures: curated environments built once, and one real platform per test session.
+
+The platform is started exactly as a person starts it (`dsml up --demo`) on a free loopback
+port with a temporary data dir; every process it started is stopped at the end, also when a
+test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from dsml.datadir import DataDir
+from dsml.environments import build as env_build
+from dsml.environments import find_environment
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+ENV_CACHE = Path(os.environ.get("DSML_TEST_ENV_CACHE", ROOT / ".dsml-test" / "envs"))
+ENVIRONMENTS = ["python-minimal", "datascience"]
+DSML = [sys.executable, "-m", "dsml"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_settings(path: Path, data_dir: Path, port: int, **extra: object) -> Path:
+    """Write a settings file for a test platform; environments come from the shared cache."""
+    settings = {
+        "hub": {"ip": "127.0.0.1", "port": port},
+        "data_dir": str(data_dir),
+        "environments_dir": str(ENV_CACHE),
+        "culler": {"enabled": True, "timeout_seconds": 600, "every_seconds": 60},
+        "environments": ENVIRONMENTS,
+    }
+    settings.update(extra)
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+@pytest.fixture(scope="session")
+def env_datadir(tmp_path_factory: pytest.TempPathFactory) -> DataDir:
+    """A data dir whose curated environments are built (once, cached across sessions)."""
+    datadir = DataDir(tmp_path_factory.mktemp("envs-data"), environments_dir=str(ENV_CACHE))
+    datadir.ensure()
+    for name in ENVIRONMENTS:
+        env_build.build(find_environment(name), datadir, quiet=True, log=lambda m: None)
+    return datadir
+
+
+@dataclass
+class Platform:
+    """A running platform: its URL, data dir, demo accounts and admin token."""
+
+    url: str
+    datadir: DataDir
+    users: dict[str, dict[str, str]]
+    admin_token: str
+    log: Path
+
+    def password(self, name: str) -> str:
+        """The demo password of `name`."""
+        return self.users[name]["password"]
+
+
+def _processes_under(folder: Path) -> list[int]:
+    """Pids whose working directory is inside `folder` (user servers left behind)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if cwd == folder or folder in cwd.parents:
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture(scope="session")
+def platform(env_datadir: DataDir, tmp_path_factory: pytest.TempPathFactory):
+    """Start `dsml up --demo` for the whole session and stop everything it started."""
+    base = tmp_path_factory.mktemp("platform")
+    data_dir = base / "data"
+    port = free_port()
+    settings = write_settings(base / "settings.yaml", data_dir, port)
+    log = base / "dsml-up.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            DSML + ["up", "--demo", "--settings", str(settings)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=base,
+        )
+    datadir = DataDir(data_dir, environments_dir=str(ENV_CACHE))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"dsml up exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+            if "the platform is up" in log.read_text():
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"dsml up not ready in time:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        users = {u["name"]: u for u in json.loads(datadir.demo_users.read_text())}
+        token = (datadir.secrets / "admin-api-token").read_text().strip()
+        yield Platform(url=url, datadir=datadir, users=users, admin_token=token, log=log)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for pid in _processes_under(data_dir):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture(scope="session")
+def admin_api(platform: Platform):
+    """An httpx client on the hub API with the dsml-admin service token."""
+    with httpx.Client(
+        base_url=platform.url + "/hub/api/",
+        headers={"Authorization": f"token {platform.admin_token}"},
+        timeout=30,
+    ) as client:
+        yield client
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
