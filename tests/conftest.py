@@ -7,6 +7,7 @@ test fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,14 +95,13 @@ def _processes_under(folder: Path) -> list[int]:
     return pids
 
 
-@pytest.fixture(scope="session")
-def platform(env_datadir: DataDir, tmp_path_factory: pytest.TempPathFactory):
-    """Start `dsml up --demo` for the whole session and stop everything it started."""
-    base = tmp_path_factory.mktemp("platform")
-    data_dir = base / "data"
-    port = free_port()
+@contextlib.contextmanager
+def running_platform(base: Path, data_dir: Path, port: int | None = None) -> Iterator[Platform]:
+    """Run `dsml up --demo` until the block ends; then check that Ctrl-C left nothing running."""
+    base.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
     settings = write_settings(base / "settings.yaml", data_dir, port)
-    log = base / "dsml-up.log"
+    log = base / f"dsml-up-{port}.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
             DSML + ["up", "--demo", "--settings", str(settings)],
@@ -111,13 +112,12 @@ def platform(env_datadir: DataDir, tmp_path_factory: pytest.TempPathFactory):
         )
     datadir = DataDir(data_dir, environments_dir=str(ENV_CACHE))
     url = f"http://127.0.0.1:{port}"
+    problems: list[str] = []
     try:
         deadline = time.monotonic() + 180
-        while True:
+        while "the platform is up" not in log.read_text():
             if proc.poll() is not None:
                 raise RuntimeError(f"dsml up exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-            if "the platform is up" in log.read_text():
-                break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"dsml up not ready in time:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
@@ -126,17 +126,33 @@ def platform(env_datadir: DataDir, tmp_path_factory: pytest.TempPathFactory):
         yield Platform(url=url, datadir=datadir, users=users, admin_token=token, log=log)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
             try:
                 proc.wait(60)
             except subprocess.TimeoutExpired:
+                problems.append("dsml up did not stop within 60 s of Ctrl-C")
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        for pid in _processes_under(data_dir):
+            if proc.returncode != 0:
+                problems.append(f"dsml up exited {proc.returncode} after Ctrl-C")
+        leftovers = _processes_under(data_dir)
+        for pid in leftovers:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        if leftovers:
+            problems.append(f"processes left running after Ctrl-C: {leftovers}")
+    if problems:
+        raise AssertionError("; ".join(problems) + f"\n{log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def platform(env_datadir: DataDir, tmp_path_factory: pytest.TempPathFactory):
+    """One platform for the whole session, started as `make up` starts it."""
+    base = tmp_path_factory.mktemp("platform")
+    with running_platform(base, base / "data") as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
