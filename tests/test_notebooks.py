@@ -9,8 +9,9 @@ import nbformat
 import papermill
 import pytest
 
-from conftest import ROOT
 from dsml.datadir import DataDir
+
+from conftest import ROOT
 
 NOTEBOOKS = sorted(
     [*(ROOT / "training").glob("*.ipynb"), *(ROOT / "shared_notebooks").glob("*.ipynb")]
