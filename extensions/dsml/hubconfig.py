@@ -19,6 +19,9 @@ from dsml.settings import GROUPS, LAB_GROUPS, platform_root
 ADMIN_SERVICE = "dsml-admin"
 """Token-only service the `dsml` CLI uses to manage users and groups."""
 
+SCHEDULER_SERVICE = "scheduler"
+"""The scheduler service's name; it is served at /services/scheduler/."""
+
 ADMIN_TOKEN_SECRET = "admin-api-token"
 """Name of the secret file (in <data dir>/secrets/) holding the dsml-admin service token."""
 
@@ -45,6 +48,8 @@ _USER_SCOPES = [
     "users:shares!user",
     "read:users:shares!user",
     "read:shares!user",
+    # the platform's own services (scheduler, apps, portal) check who asks through the hub
+    "access:services",
 ]
 
 
@@ -145,6 +150,12 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
             "services": [ADMIN_SERVICE],
         },
         {
+            "name": SCHEDULER_SERVICE,
+            "description": "The scheduler service: it only reads who asks, through the hub.",
+            "scopes": ["read:users:groups"],
+            "services": [SCHEDULER_SERVICE],
+        },
+        {
             "name": "idle-culler",
             "description": "Stops servers that have been idle too long.",
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
@@ -158,6 +169,27 @@ def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     services: list[dict[str, Any]] = [
         {"name": ADMIN_SERVICE, "api_token": datadir.secret(ADMIN_TOKEN_SECRET)}
     ]
+    port = int(os.environ.get("DSML_SCHEDULER_PORT", "8790"))
+    services.append(
+        {
+            "name": SCHEDULER_SERVICE,
+            "url": f"http://127.0.0.1:{port}",
+            "command": [sys.executable, "-m", "dsml.scheduler"],
+            "oauth_no_confirm": True,
+            "oauth_client_allowed_scopes": ["read:users:groups!user"],
+            "display": True,
+            "environment": {
+                "DSML_ROOT": str(platform_root()),
+                "DSML_SCHEDULER_DATA_DIR": str(datadir.root / "scheduler"),
+                "DSML_ENVIRONMENTS": ",".join(settings["environments"]),
+                "DSML_SCHEDULER_CAPACITY": str(settings["scheduler"]["capacity"]),
+                "DSML_SCHEDULER_WARM_WORKERS": str(settings["scheduler"]["warm_workers"]),
+                "DSML_SCHEDULER_MAX_OUTPUT_BYTES": str(settings["scheduler"]["max_output_bytes"]),
+                "DSML_PUBLIC_URL": os.environ.get("DSML_PUBLIC_URL", ""),
+                "JUPYTER_PATH": str(datadir.jupyter_data),
+            },
+        }
+    )
     culler = settings["culler"]
     if culler["enabled"]:
         services.append(

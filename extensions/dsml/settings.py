@@ -74,6 +74,15 @@ SCHEMA: dict[str, Any] = {
                 "max_age_seconds": _seconds,
             },
         },
+        "scheduler": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "capacity": {"type": "integer", "minimum": 1, "maximum": 64},
+                "warm_workers": {"type": "integer", "minimum": 0, "maximum": 8},
+                "max_output_bytes": {"type": "integer", "minimum": 1024},
+            },
+        },
         "environments": {
             "type": "array",
             "items": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$"},
@@ -107,6 +116,7 @@ DEFAULTS: dict[str, Any] = {
         "every_seconds": 300,
         "max_age_seconds": 0,
     },
+    "scheduler": {"capacity": 2, "warm_workers": 1, "max_output_bytes": 25 * 1024 * 1024},
     "environments": ["python-minimal", "datascience"],
 }
 """Values used for every key the settings file leaves out."""

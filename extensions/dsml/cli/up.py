@@ -82,6 +82,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stable_port(datadir: DataDir, name: str) -> int:
+    """A free port for `name`, the same as last time when it is still free.
+
+    Workers of runs in flight find the scheduler again after a platform restart this way.
+    """
+    path = datadir.hub / "ports.json"
+    try:
+        ports = json.loads(path.read_text())
+    except (OSError, ValueError):
+        ports = {}
+    port = ports.get(name)
+    if port:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                port = None
+    if not port:
+        port = free_port()
+        ports[name] = port
+        path.write_text(json.dumps(ports) + "\n")
+    return int(port)
+
+
 def public_url(settings: dict[str, Any]) -> str:
     """The URL people open (with a connectable host when listening on every interface)."""
     ip = settings["hub"]["ip"]
@@ -172,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
         DSML_SETTINGS_JSON=str(resolved),
         DSML_HUB_PORT=str(free_port()),
         DSML_PROXY_API_PORT=str(free_port()),
+        DSML_SCHEDULER_PORT=str(stable_port(datadir, "scheduler")),
+        DSML_PUBLIC_URL=url,
         DSML_ROOT=str(platform_root()),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
     )

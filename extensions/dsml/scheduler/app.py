@@ -1,0 +1,271 @@
+"""The scheduler service as one traitlets Application: traits, initialize, make_app, start.
+
+JupyterHub runs it as a managed service (`python -m dsml.scheduler`) and hands it its URL,
+prefix and API token in the environment; every setting below is a trait with its unit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httpserver import HTTPServer
+from traitlets import Bool, Float, Integer, List, Unicode, default
+from traitlets.config import Application
+
+from dsml.scheduler import handlers
+from dsml.scheduler.executors import Executor, executor_class
+from dsml.scheduler.metrics import Metrics
+from dsml.scheduler.notify import Notifier
+from dsml.scheduler.runs import RunManager
+from dsml.scheduler.store import Store
+
+
+class SchedulerApp(Application):
+    """Hub-wide Papermill jobs: cron, queue, executors, run history, REST API and a page."""
+
+    name = "dsml-scheduler"
+    description = "The dsml-platform scheduler service."
+
+    data_dir = Unicode(
+        config=True, help="Folder of the scheduler's database (SQLite) and run outputs."
+    )
+
+    @default("data_dir")
+    def _data_dir(self) -> str:
+        return os.environ.get("DSML_SCHEDULER_DATA_DIR", os.path.abspath("scheduler-data"))
+
+    db_url = Unicode(config=True, help="SQLAlchemy URL of the scheduler database.")
+
+    @default("db_url")
+    def _db_url(self) -> str:
+        return os.environ.get(
+            "DSML_SCHEDULER_DB_URL", f"sqlite:///{Path(self.data_dir) / 'scheduler.sqlite'}"
+        )
+
+    service_url = Unicode(config=True, help="URL this service listens on (from the hub).")
+
+    @default("service_url")
+    def _service_url(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8790")
+
+    service_prefix = Unicode(config=True, help="URL prefix of the service behind the proxy.")
+
+    @default("service_prefix")
+    def _service_prefix(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/scheduler/")
+
+    public_url = Unicode(
+        config=True, help="Public URL of the platform (for links in notifications)."
+    )
+
+    @default("public_url")
+    def _public_url(self) -> str:
+        return os.environ.get("DSML_PUBLIC_URL", "")
+
+    worker_service_url = Unicode(
+        config=True,
+        help="URL workers use to reach this service (default: service_url + prefix).",
+    )
+
+    @default("worker_service_url")
+    def _worker_service_url(self) -> str:
+        return os.environ.get(
+            "DSML_WORKER_SERVICE_URL", url_path_join(self.service_url, self.service_prefix)
+        )
+
+    executor = Unicode(
+        "local", config=True, help="Executor that runs jobs, by short name: local or kubernetes."
+    )
+    capacity = Integer(
+        int(os.environ.get("DSML_SCHEDULER_CAPACITY", "2")),
+        config=True,
+        help="Runs executed at the same time (a count).",
+    )
+    warm_workers = Integer(
+        int(os.environ.get("DSML_SCHEDULER_WARM_WORKERS", "1")),
+        config=True,
+        help="Pre-started workers with a running kernel kept per environment (a count).",
+    )
+    environments = List(
+        Unicode(),
+        config=True,
+        help="Curated environments jobs may use (default: DSML_ENVIRONMENTS, comma-separated).",
+    )
+
+    @default("environments")
+    def _environments(self) -> list[str]:
+        value = os.environ.get("DSML_ENVIRONMENTS", "")
+        return [e for e in value.split(",") if e]
+
+    tick_seconds = Float(1.0, config=True, help="Seconds between scheduler loop passes.")
+    grace_seconds = Float(
+        90.0, config=True, help="Seconds after a cron tick within which it counts as on time."
+    )
+    start_timeout_seconds = Float(
+        120.0, config=True, help="Seconds a worker may take to report before the run is lost."
+    )
+    max_notebook_bytes = Integer(
+        5 * 1024 * 1024, config=True, help="Largest notebook a job may snapshot, in bytes."
+    )
+    max_output_bytes = Integer(
+        int(os.environ.get("DSML_SCHEDULER_MAX_OUTPUT_BYTES", str(25 * 1024 * 1024))),
+        config=True,
+        help="Largest executed notebook (or HTML) a run may keep, in bytes.",
+    )
+    max_request_bytes = Integer(
+        8 * 1024 * 1024, config=True, help="Largest API request body, in bytes."
+    )
+    smtp_host = Unicode(
+        os.environ.get("DSML_SMTP_HOST", ""),
+        config=True,
+        help="SMTP server for e-mail (empty: none).",
+    )
+    smtp_port = Integer(int(os.environ.get("DSML_SMTP_PORT", "25")), config=True, help="SMTP port.")
+    smtp_from = Unicode(
+        os.environ.get("DSML_SMTP_FROM", "dsml-scheduler@localhost"),
+        config=True,
+        help="Sender address of notification e-mails.",
+    )
+    smtp_starttls = Bool(False, config=True, help="Use STARTTLS with the SMTP server.")
+
+    aliases = {"port": "SchedulerApp.service_url", "db-url": "SchedulerApp.db_url"}
+
+    def initialize(self, argv: list[str] | None = None) -> None:
+        """Read config, open (and migrate) the database, make the executor and run manager."""
+        super().initialize(argv)
+        logging.basicConfig(
+            level=logging.INFO, format="[%(levelname).1s %(asctime)s %(name)s] %(message)s"
+        )
+        self.log.setLevel(logging.INFO)
+        Path(self.data_dir).mkdir(parents=True, exist_ok=True)
+        self.outputs = Path(self.data_dir) / "runs"
+        self.outputs.mkdir(exist_ok=True)
+        self.store = Store(self.db_url)
+        self.store.migrate()
+        self.executor_obj = self.make_executor()
+        self.metrics = Metrics()
+        self.manager = RunManager(
+            self.store,
+            self.executor_obj,
+            self.outputs,
+            self.worker_service_url,
+            notifier=Notifier(
+                smtp_host=self.smtp_host,
+                smtp_port=self.smtp_port,
+                smtp_from=self.smtp_from,
+                smtp_starttls=self.smtp_starttls,
+            ),
+            tick_seconds=self.tick_seconds,
+            grace_seconds=self.grace_seconds,
+            start_timeout_seconds=self.start_timeout_seconds,
+            public_url=url_path_join(self.public_url or "", self.service_prefix),
+        )
+        self.manager.metrics = self.metrics
+        self._blocking = None
+
+    def make_executor(self) -> Executor:
+        """The executor named by the `executor` trait, configured from this app's config."""
+        cls = executor_class(self.executor)
+        kwargs: dict[str, Any] = {"parent": self, "capacity": self.capacity}
+        if self.executor == "local":
+            kwargs.update(
+                warm_workers=self.warm_workers,
+                log_dir=str(Path(self.data_dir) / "logs"),
+                worker_env={
+                    k: v for k, v in os.environ.items() if k in ("JUPYTER_PATH", "PATH", "HOME")
+                },
+            )
+        return cls(**kwargs)
+
+    @property
+    def public_prefix(self) -> str:
+        """Prefix of links handed to users (relative to the platform)."""
+        return self.service_prefix.rstrip("/")
+
+    def environment_names(self) -> list[str]:
+        """Environments jobs may use."""
+        if self.environments:
+            return list(self.environments)
+        return [e["name"] for e in self.environment_records()]
+
+    def environment_records(self) -> list[dict[str, Any]]:
+        """Name, display name, description and version of the allowed environments."""
+        from dsml.environments import list_environments
+
+        wanted = set(self.environments)
+        return [
+            {
+                "name": e.name,
+                "display_name": e.display_name,
+                "description": e.description,
+                "version": e.version,
+                "kernel": e.kernel_name,
+            }
+            for e in list_environments()
+            if not wanted or e.name in wanted
+        ]
+
+    async def run_blocking(self, fn: Any, *args: Any) -> Any:
+        """Run CPU-bound or blocking work off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
+
+    def _cookie_secret(self) -> bytes:
+        path = Path(self.data_dir) / "cookie_secret"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
+
+    def make_app(self) -> web.Application:
+        """The tornado application with every route under the service prefix."""
+        return web.Application(
+            handlers.default_handlers(self.service_prefix),
+            scheduler_app=self,
+            cookie_secret=self._cookie_secret(),
+            template_path=str(Path(__file__).parent / "templates"),
+            login_url=url_path_join(self.service_prefix, "oauth_callback"),
+            xsrf_cookies=False,
+        )
+
+    async def start_async(self) -> None:
+        """Listen, reconcile, start the loop and the warm workers; run until a signal."""
+        url = urlparse(self.service_url)
+        server = HTTPServer(
+            self.make_app(), max_body_size=max(self.max_request_bytes, self.max_output_bytes * 3)
+        )
+        server.listen(url.port or 80, url.hostname or "127.0.0.1")
+        await self.manager.start()
+        await self.executor_obj.prepare(self.environment_names())
+        self.log.info("dsml scheduler listening on %s%s", self.service_url, self.service_prefix)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        self.log.info("dsml scheduler stopping")
+        server.stop()
+        await self.manager.stop()
+        await self.executor_obj.shutdown()
+        self.store.close()
+
+    def start(self) -> None:
+        """Run the service."""
+        asyncio.run(self.start_async())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `python -m dsml.scheduler`."""
+    app = SchedulerApp()
+    app.initialize(argv)
+    app.start()

@@ -1,0 +1,69 @@
+"""Executors run one scheduler run each: the base class is the contract, pick one by short name.
+
+An executor starts the worker entry point (`python -m dsml.scheduler.worker`) for a run; the
+worker fetches its input from the service with a per-run token and posts progress and results
+back. The executor only starts, watches and stops workers: it never writes the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from traitlets import Integer
+from traitlets.config import LoggingConfigurable
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a worker needs to find its run: the service URL, the run id and its token."""
+
+    run_id: int
+    token: str
+    service_url: str
+    kernel_name: str
+    environment: str
+
+
+class Executor(LoggingConfigurable):
+    """Start, watch and stop the workers of runs. Subclasses implement every method."""
+
+    name = "base"
+
+    capacity = Integer(
+        2, config=True, help="Runs this executor executes at the same time (a count)."
+    )
+
+    async def prepare(self, environments: list[str]) -> None:
+        """Get ready to run jobs in these environments (e.g. pre-start kernels)."""
+
+    async def start(self, run: dict[str, Any], launch: Launch) -> dict[str, Any]:
+        """Start the worker of `run`; return a JSON-able reference that finds it again later.
+
+        The reference is stored with the run, so `is_alive` and `stop` work after a restart.
+        """
+        raise NotImplementedError
+
+    async def is_alive(self, run: dict[str, Any]) -> bool:
+        """Whether the worker of `run` (found by its stored reference) still exists."""
+        raise NotImplementedError
+
+    async def stop(self, run: dict[str, Any]) -> None:
+        """Stop the worker of `run` and everything it started (its kernel too)."""
+        raise NotImplementedError
+
+    async def shutdown(self) -> None:
+        """Release what `prepare` made; running workers are left to finish."""
+
+
+def executor_class(name: str) -> type[Executor]:
+    """The executor class called `name` ("local" or "kubernetes")."""
+    if name == "local":
+        from dsml.scheduler.executors.local import LocalExecutor
+
+        return LocalExecutor
+    if name == "kubernetes":
+        from dsml.scheduler.executors.kubernetes import KubernetesExecutor
+
+        return KubernetesExecutor
+    raise ValueError(f"unknown executor {name!r}; known executors: local, kubernetes")

@@ -1,0 +1,175 @@
+"""The local executor: one worker subprocess per run, each in its own process group.
+
+It keeps a small pool of pre-started workers per environment; each has already started its
+kernel and waits on stdin for a run, so a run does not pay kernel start-up. A worker serves
+one run and exits; the pool is refilled behind it. Stopping a run kills the worker's whole
+process group, kernel included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from traitlets import Dict, Float, Integer, Unicode
+
+from dsml.scheduler.executors import Executor, Launch
+
+
+def process_start_time(pid: int) -> int | None:
+    """The start time of a process in clock ticks since boot (tells a pid reused apart)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":  # a zombie has finished
+        return None
+    return int(fields[19])
+
+
+class LocalExecutor(Executor):
+    """Run each job as a worker subprocess on this machine."""
+
+    name = "local"
+
+    warm_workers = Integer(
+        1,
+        config=True,
+        help="Pre-started workers (each with its kernel running) kept per environment (a count).",
+    )
+    python = Unicode(sys.executable, config=True, help="Python that runs the worker entry point.")
+    worker_env = Dict(
+        config=True, help="Extra environment variables for workers (JUPYTER_PATH for kernelspecs)."
+    )
+    log_dir = Unicode("", config=True, help="Folder for the workers' own log files.")
+    stop_grace_seconds = Float(
+        3.0, config=True, help="Seconds between SIGTERM and SIGKILL when stopping a run."
+    )
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._pool: dict[str, list[subprocess.Popen]] = {}
+        self._children: dict[int, subprocess.Popen] = {}
+        self._filling: set[str] = set()
+
+    def _spawn(self, kernel_name: str) -> subprocess.Popen:
+        env = dict(os.environ)
+        env.update(self.worker_env)
+        log_path = Path(self.log_dir or ".") / "workers.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [self.python, "-m", "dsml.scheduler.worker", "--kernel", kernel_name],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # its own process group: stop kills the kernel too
+            )
+        self._children[proc.pid] = proc
+        return proc
+
+    async def _fill(self, environment: str) -> None:
+        if environment in self._filling:
+            return
+        self._filling.add(environment)
+        try:
+            pool = self._pool.setdefault(environment, [])
+            pool[:] = [p for p in pool if p.poll() is None]
+            while len(pool) < self.warm_workers:
+                pool.append(self._spawn(f"dsml-{environment}"))
+        finally:
+            self._filling.discard(environment)
+
+    async def prepare(self, environments: list[str]) -> None:
+        """Pre-start `warm_workers` workers for each environment."""
+        for environment in environments:
+            await self._fill(environment)
+
+    def _take(self, launch: Launch) -> subprocess.Popen:
+        pool = self._pool.get(launch.environment, [])
+        while pool:
+            proc = pool.pop(0)
+            if proc.poll() is None:
+                return proc
+        return self._spawn(launch.kernel_name)
+
+    async def start(self, run: dict[str, Any], launch: Launch) -> dict[str, Any]:
+        """Hand the run to a pre-started worker (or a new one) and refill the pool."""
+        proc = self._take(launch)
+        assignment = {
+            "run_id": launch.run_id,
+            "token": launch.token,
+            "service_url": launch.service_url,
+            "kernel_name": launch.kernel_name,
+        }
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write((json.dumps(assignment) + "\n").encode())
+            proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            # the warm worker died while waiting: use a fresh one
+            proc = self._spawn(launch.kernel_name)
+            assert proc.stdin is not None
+            proc.stdin.write((json.dumps(assignment) + "\n").encode())
+            proc.stdin.close()
+        if self.warm_workers:
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self._fill(launch.environment))
+            )
+        return {"pid": proc.pid, "start_time": process_start_time(proc.pid)}
+
+    def _reap(self) -> None:
+        for pid, proc in list(self._children.items()):
+            if proc.poll() is not None:
+                del self._children[pid]
+
+    async def is_alive(self, run: dict[str, Any]) -> bool:
+        """Whether the run's worker process (same pid and start time) still runs."""
+        self._reap()
+        ref = run.get("executor_ref") or {}
+        pid = ref.get("pid")
+        if not pid:
+            return False
+        started = process_start_time(pid)
+        return started is not None and started == ref.get("start_time")
+
+    async def stop(self, run: dict[str, Any]) -> None:
+        """SIGTERM the worker's process group, then SIGKILL what is left after the grace."""
+        if not await self.is_alive(run):
+            return
+        pgid = run["executor_ref"]["pid"]
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                return
+            deadline = asyncio.get_running_loop().time() + self.stop_grace_seconds
+            while asyncio.get_running_loop().time() < deadline:
+                self._reap()
+                if not await self.is_alive(run):
+                    break
+                await asyncio.sleep(0.05)
+        # the kernel may outlive its worker by a moment; the group is gone with SIGKILL
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    async def shutdown(self) -> None:
+        """Stop the pre-started workers (they hold kernels but no run)."""
+        for pool in self._pool.values():
+            for proc in pool:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+        self._pool.clear()

@@ -1,0 +1,610 @@
+"""All database access of the scheduler: jobs, versions, runs, events, idempotency keys.
+
+Methods are plain synchronous SQLAlchemy calls that each open and close their own session and
+return dictionaries; the service calls them through `Store.run`, which runs them on a worker
+thread, so the event loop never waits on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import and_, create_engine, event, func, or_, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dsml.scheduler.exceptions import Conflict, InvalidTransition, NotFound
+from dsml.scheduler.models import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    QUEUED,
+    RUNNING,
+    STARTING,
+    TRANSITIONS,
+    IdempotencyKey,
+    Job,
+    JobVersion,
+    Run,
+    RunEvent,
+    utcnow,
+)
+
+T = TypeVar("T")
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+JOB_FIELDS = (
+    "name",
+    "environment",
+    "schedule",
+    "timezone",
+    "catch_up",
+    "catch_up_cap",
+    "overlap",
+    "max_concurrent_runs",
+    "cell_timeout_seconds",
+    "deadline_seconds",
+    "retries",
+    "retry_backoff_seconds",
+    "retry_on_user_error",
+    "keep_runs",
+    "keep_days",
+    "notify",
+    "shared_with",
+    "parameters",
+    "paused",
+)
+"""Job fields a caller may set."""
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() + "Z" if value else None
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    """A job as the API shows it."""
+    out = {f: getattr(job, f) for f in JOB_FIELDS}
+    out.update(
+        id=job.id,
+        owner=job.owner,
+        version=job.version,
+        next_run_at=_iso(job.next_run_at),
+        created_at=_iso(job.created_at),
+        updated_at=_iso(job.updated_at),
+    )
+    return out
+
+
+def run_dict(run: Run) -> dict[str, Any]:
+    """A run as the API shows it (no token hash)."""
+    duration = None
+    if run.started_at:
+        end = run.finished_at or utcnow()
+        duration = round((end - run.started_at).total_seconds(), 3)
+    return {
+        "id": run.id,
+        "job_id": run.job_id,
+        "job_version": run.job_version,
+        "owner": run.owner,
+        "state": run.state,
+        "trigger": run.trigger,
+        "scheduled_for": _iso(run.scheduled_for),
+        "attempt": run.attempt,
+        "retry_of": run.retry_of,
+        "not_before": _iso(run.not_before),
+        "parameters": run.parameters,
+        "environment": run.environment,
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "deadline_at": _iso(run.deadline_at),
+        "duration_seconds": duration,
+        "progress": {"cell": run.cell_index, "cells": run.cell_count},
+        "error": (
+            {"cell_index": run.error_cell, "name": run.error_name, "value": run.error_value}
+            if run.error_name or run.error_cell is not None
+            else None
+        ),
+        "failure_kind": run.failure_kind,
+        "message": run.message,
+        "log_tail": run.log_tail,
+        "executor": run.executor,
+        "executor_ref": run.executor_ref,
+        "has_output": run.has_output,
+    }
+
+
+def hash_token(token: str) -> str:
+    """sha256 of a per-run token (only the hash is stored)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Store:
+    """The scheduler database."""
+
+    def __init__(self, url: str):
+        self.url = url
+        is_sqlite = url.startswith("sqlite")
+        self.engine: Engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30} if is_sqlite else {},
+            pool_pre_ping=not is_sqlite,
+        )
+        if is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        # SQLite allows one writer: one thread keeps writes in order; PostgreSQL takes more
+        self._pool = ThreadPoolExecutor(1 if is_sqlite else 4, thread_name_prefix="store")
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest Alembic revision."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a store method on the store's thread and await its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    def close(self) -> None:
+        """Release connections and the worker thread."""
+        self._pool.shutdown(wait=True)
+        self.engine.dispose()
+
+    # jobs
+
+    def create_job(
+        self,
+        owner: str,
+        fields: dict[str, Any],
+        notebook_name: str,
+        notebook: str,
+        sha256: str,
+        parameter_schema: dict[str, Any],
+        next_run_at: datetime | None,
+        idempotency_key: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Create a job with its first notebook version; returns (job, created).
+
+        With an idempotency key seen before, returns the job made then and created=False.
+        """
+        with Session(self.engine) as s:
+            if idempotency_key:
+                found = self._idempotent(s, owner, idempotency_key, "job")
+                if found is not None:
+                    job = s.get(Job, found)
+                    if job is not None:
+                        return job_dict(job), False
+            job = Job(owner=owner, version=1, next_run_at=next_run_at, **fields)
+            s.add(job)
+            try:
+                s.flush()
+            except IntegrityError:
+                s.rollback()
+                raise Conflict(
+                    f"you have a job named {fields['name']!r} already; pick another name "
+                    "or update that job"
+                ) from None
+            s.add(
+                JobVersion(
+                    job_id=job.id,
+                    version=1,
+                    notebook_name=notebook_name,
+                    notebook=notebook,
+                    sha256=sha256,
+                    parameter_schema=parameter_schema,
+                )
+            )
+            if idempotency_key:
+                s.add(
+                    IdempotencyKey(owner=owner, key=idempotency_key, kind="job", resource_id=job.id)
+                )
+            s.commit()
+            return job_dict(job), True
+
+    @staticmethod
+    def _idempotent(s: Session, owner: str, key: str, kind: str) -> int | None:
+        row = s.scalar(
+            select(IdempotencyKey).where(IdempotencyKey.owner == owner, IdempotencyKey.key == key)
+        )
+        if row is None:
+            return None
+        if row.kind != kind:
+            raise Conflict(f"Idempotency-Key {key!r} was used for a {row.kind} already")
+        return row.resource_id
+
+    def get_job(self, job_id: int) -> dict[str, Any]:
+        """One job, or NotFound."""
+        with Session(self.engine) as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise NotFound(f"no job {job_id}")
+            return job_dict(job)
+
+    def list_jobs(
+        self, owner: str | None, groups: list[str], after: int | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Jobs the caller may see (owner None: all), newest first, `limit` after cursor `after`."""
+        with Session(self.engine) as s:
+            q = select(Job).order_by(Job.id.desc()).limit(limit)
+            if after is not None:
+                q = q.where(Job.id < after)
+            if owner is not None:
+                jobs = [j for j in s.scalars(q.where(Job.owner == owner)).all()]
+                if groups:
+                    shared = s.scalars(
+                        select(Job).where(Job.owner != owner).order_by(Job.id.desc())
+                    ).all()
+                    jobs += [j for j in shared if set(j.shared_with or []) & set(groups)]
+                    jobs = sorted(jobs, key=lambda j: -j.id)
+                    if after is not None:
+                        jobs = [j for j in jobs if j.id < after]
+                    jobs = jobs[:limit]
+            else:
+                jobs = list(s.scalars(q).all())
+            return [job_dict(j) for j in jobs]
+
+    def update_job(
+        self,
+        job_id: int,
+        fields: dict[str, Any],
+        notebook: tuple[str, str, str, dict[str, Any]] | None,
+        next_run_at: datetime | None | bool,
+    ) -> dict[str, Any]:
+        """Change a job; a new notebook (name, content, sha256, schema) makes a new version.
+
+        next_run_at False leaves the next run time unchanged.
+        """
+        with Session(self.engine) as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise NotFound(f"no job {job_id}")
+            for key, value in fields.items():
+                setattr(job, key, value)
+            if notebook is not None:
+                name, content, sha, schema = notebook
+                latest = s.scalar(
+                    select(func.max(JobVersion.version)).where(JobVersion.job_id == job_id)
+                )
+                job.version = (latest or 0) + 1
+                s.add(
+                    JobVersion(
+                        job_id=job_id,
+                        version=job.version,
+                        notebook_name=name,
+                        notebook=content,
+                        sha256=sha,
+                        parameter_schema=schema,
+                    )
+                )
+            if next_run_at is not False:
+                job.next_run_at = next_run_at  # type: ignore[assignment]
+            job.updated_at = utcnow()
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                raise Conflict(f"you have a job named {fields.get('name')!r} already") from None
+            return job_dict(job)
+
+    def set_job_version(self, job_id: int, version: int) -> dict[str, Any]:
+        """Point the job at an earlier (or later) notebook version: a rollback."""
+        with Session(self.engine) as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise NotFound(f"no job {job_id}")
+            exists = s.scalar(
+                select(JobVersion.id).where(
+                    JobVersion.job_id == job_id, JobVersion.version == version
+                )
+            )
+            if exists is None:
+                raise NotFound(f"job {job_id} has no version {version}")
+            job.version = version
+            job.updated_at = utcnow()
+            s.commit()
+            return job_dict(job)
+
+    def delete_job(self, job_id: int) -> None:
+        """Delete a job with its versions, runs and events."""
+        with Session(self.engine) as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise NotFound(f"no job {job_id}")
+            active = s.scalar(
+                select(func.count(Run.id)).where(
+                    Run.job_id == job_id, Run.state.in_((STARTING, RUNNING))
+                )
+            )
+            if active:
+                raise Conflict(f"job {job_id} has {active} run(s) in progress; cancel them first")
+            run_ids = select(Run.id).where(Run.job_id == job_id)
+            s.query(RunEvent).filter(RunEvent.run_id.in_(run_ids)).delete(synchronize_session=False)
+            s.query(Run).filter(Run.job_id == job_id).delete(synchronize_session=False)
+            s.query(JobVersion).filter(JobVersion.job_id == job_id).delete(
+                synchronize_session=False
+            )
+            s.delete(job)
+            s.commit()
+
+    def get_version(self, job_id: int, version: int) -> dict[str, Any]:
+        """One notebook version of a job (with the notebook content)."""
+        with Session(self.engine) as s:
+            row = s.scalar(
+                select(JobVersion).where(JobVersion.job_id == job_id, JobVersion.version == version)
+            )
+            if row is None:
+                raise NotFound(f"job {job_id} has no version {version}")
+            return {
+                "version": row.version,
+                "notebook_name": row.notebook_name,
+                "notebook": row.notebook,
+                "sha256": row.sha256,
+                "parameter_schema": row.parameter_schema,
+                "created_at": _iso(row.created_at),
+            }
+
+    def list_versions(self, job_id: int) -> list[dict[str, Any]]:
+        """Every notebook version of a job, newest first, without content."""
+        with Session(self.engine) as s:
+            rows = s.scalars(
+                select(JobVersion)
+                .where(JobVersion.job_id == job_id)
+                .order_by(JobVersion.version.desc())
+            ).all()
+            return [
+                {
+                    "version": r.version,
+                    "notebook_name": r.notebook_name,
+                    "sha256": r.sha256,
+                    "created_at": _iso(r.created_at),
+                }
+                for r in rows
+            ]
+
+    def due_jobs(self, now: datetime) -> list[dict[str, Any]]:
+        """Active scheduled jobs whose next run time has come."""
+        with Session(self.engine) as s:
+            rows = s.scalars(
+                select(Job).where(
+                    Job.paused.is_(False), Job.schedule.is_not(None), Job.next_run_at <= now
+                )
+            ).all()
+            return [job_dict(j) for j in rows]
+
+    # runs
+
+    def create_run(
+        self,
+        job: dict[str, Any],
+        *,
+        trigger: str,
+        parameters: dict[str, Any],
+        scheduled_for: datetime | None = None,
+        state: str = QUEUED,
+        attempt: int = 1,
+        retry_of: int | None = None,
+        not_before: datetime | None = None,
+        message: str | None = None,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Create a run; None if this (job, tick, attempt) exists already (a duplicate tick)."""
+        with Session(self.engine) as s:
+            caller = owner or job["owner"]
+            if idempotency_key:
+                found = self._idempotent(s, caller, idempotency_key, "run")
+                if found is not None:
+                    existing = s.get(Run, found)
+                    if existing is not None:
+                        return run_dict(existing)
+            now = utcnow()
+            run = Run(
+                job_id=job["id"],
+                job_version=job["version"],
+                owner=job["owner"],
+                state=state,
+                trigger=trigger,
+                scheduled_for=scheduled_for,
+                attempt=attempt,
+                retry_of=retry_of,
+                not_before=not_before,
+                parameters=parameters,
+                environment=job["environment"],
+                created_at=now,
+                finished_at=now if state in FINAL_STATES else None,
+                message=message,
+            )
+            s.add(run)
+            try:
+                s.flush()
+            except IntegrityError:
+                s.rollback()
+                return None
+            s.add(RunEvent(run_id=run.id, state=state, at=now, message=message))
+            if idempotency_key:
+                s.add(
+                    IdempotencyKey(
+                        owner=caller, key=idempotency_key, kind="run", resource_id=run.id
+                    )
+                )
+            s.commit()
+            return run_dict(run)
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        """One run, or NotFound."""
+        with Session(self.engine) as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise NotFound(f"no run {run_id}")
+            return run_dict(run)
+
+    def run_token_hash(self, run_id: int) -> str | None:
+        """The stored hash of a run's worker token."""
+        with Session(self.engine) as s:
+            run = s.get(Run, run_id)
+            return run.token_hash if run else None
+
+    def list_runs(
+        self,
+        *,
+        job_id: int | None = None,
+        owner: str | None = None,
+        states: tuple[str, ...] | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Runs newest first, filtered, `limit` after cursor `after` (a run id)."""
+        with Session(self.engine) as s:
+            q = select(Run).order_by(Run.id.desc()).limit(limit)
+            if job_id is not None:
+                q = q.where(Run.job_id == job_id)
+            if owner is not None:
+                q = q.where(Run.owner == owner)
+            if states:
+                q = q.where(Run.state.in_(states))
+            if after is not None:
+                q = q.where(Run.id < after)
+            return [run_dict(r) for r in s.scalars(q).all()]
+
+    def active_runs(self) -> list[dict[str, Any]]:
+        """Runs queued, starting or running, oldest first."""
+        with Session(self.engine) as s:
+            rows = s.scalars(select(Run).where(Run.state.in_(ACTIVE_STATES)).order_by(Run.id)).all()
+            return [run_dict(r) for r in rows]
+
+    def count_runs(self, states: tuple[str, ...]) -> int:
+        """How many runs are in the given states."""
+        with Session(self.engine) as s:
+            return s.scalar(select(func.count(Run.id)).where(Run.state.in_(states))) or 0
+
+    def transition(
+        self, run_id: int, state: str, message: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Move a run to `state` (checked against TRANSITIONS), set fields, record the event."""
+        with Session(self.engine) as s:
+            run = s.get(Run, run_id, with_for_update=True)
+            if run is None:
+                raise NotFound(f"no run {run_id}")
+            if state != run.state and state not in TRANSITIONS.get(run.state, ()):
+                raise InvalidTransition(f"run {run_id} is {run.state}; it cannot become {state}")
+            now = utcnow()
+            if state != run.state:
+                s.add(RunEvent(run_id=run_id, state=state, at=now, message=message))
+            run.state = state
+            if state == RUNNING and run.started_at is None:
+                run.started_at = now
+            if state in FINAL_STATES:
+                run.finished_at = now
+            if message is not None:
+                run.message = message
+            for key, value in fields.items():
+                setattr(run, key, value)
+            s.commit()
+            return run_dict(run)
+
+    def update_run(self, run_id: int, **fields: Any) -> dict[str, Any]:
+        """Set fields of an active run without a state change (progress, log tail)."""
+        with Session(self.engine) as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise NotFound(f"no run {run_id}")
+            if run.state in FINAL_STATES:
+                raise Conflict(f"run {run_id} is {run.state} already")
+            for key, value in fields.items():
+                setattr(run, key, value)
+            s.commit()
+            return run_dict(run)
+
+    def events(self, run_id: int) -> list[dict[str, Any]]:
+        """Every state transition of a run, oldest first."""
+        with Session(self.engine) as s:
+            rows = s.scalars(
+                select(RunEvent).where(RunEvent.run_id == run_id).order_by(RunEvent.id)
+            ).all()
+            return [{"state": e.state, "at": _iso(e.at), "message": e.message} for e in rows]
+
+    def latest_run(self, job_id: int, state: str) -> dict[str, Any] | None:
+        """The newest run of a job in `state`."""
+        with Session(self.engine) as s:
+            run = s.scalar(
+                select(Run)
+                .where(Run.job_id == job_id, Run.state == state)
+                .order_by(Run.id.desc())
+                .limit(1)
+            )
+            return run_dict(run) if run else None
+
+    def active_count_by_job(self) -> dict[int, int]:
+        """{job id: runs starting or running}."""
+        with Session(self.engine) as s:
+            rows = s.execute(
+                select(Run.job_id, func.count(Run.id))
+                .where(Run.state.in_((STARTING, RUNNING)))
+                .group_by(Run.job_id)
+            ).all()
+            return {job_id: n for job_id, n in rows}
+
+    def has_active_run(self, job_id: int) -> bool:
+        """Whether a run of the job is queued, starting or running."""
+        with Session(self.engine) as s:
+            return bool(
+                s.scalar(
+                    select(func.count(Run.id)).where(
+                        Run.job_id == job_id, Run.state.in_(ACTIVE_STATES)
+                    )
+                )
+            )
+
+    def expired_runs(self, job: dict[str, Any], now: datetime) -> list[int]:
+        """Ids of a job's finished runs that its retention no longer keeps."""
+        with Session(self.engine) as s:
+            ids: set[int] = set()
+            finished = select(Run.id).where(Run.job_id == job["id"], Run.state.in_(FINAL_STATES))
+            if job.get("keep_runs"):
+                keep = s.scalars(finished.order_by(Run.id.desc()).limit(job["keep_runs"])).all()
+                ids |= set(s.scalars(finished.where(Run.id.not_in(keep) if keep else and_())).all())
+            if job.get("keep_days"):
+                cutoff = now - timedelta(days=job["keep_days"])
+                ids |= set(s.scalars(finished.where(Run.finished_at < cutoff)).all())
+            return sorted(ids)
+
+    def delete_runs(self, run_ids: list[int]) -> None:
+        """Delete runs and their events."""
+        if not run_ids:
+            return
+        with Session(self.engine) as s:
+            s.query(RunEvent).filter(RunEvent.run_id.in_(run_ids)).delete(synchronize_session=False)
+            s.query(Run).filter(Run.id.in_(run_ids)).delete(synchronize_session=False)
+            s.commit()
+
+    def queued_ready(self, now: datetime) -> list[dict[str, Any]]:
+        """Queued runs whose retry back-off has passed, oldest first."""
+        with Session(self.engine) as s:
+            rows = s.scalars(
+                select(Run)
+                .where(
+                    Run.state == QUEUED,
+                    or_(Run.not_before.is_(None), Run.not_before <= now),
+                )
+                .order_by(Run.id)
+            ).all()
+            return [run_dict(r) for r in rows]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

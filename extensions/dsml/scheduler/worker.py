@@ -1,0 +1,276 @@
+"""The worker entry point: run one scheduler run with Papermill and report back over HTTP.
+
+`python -m dsml.scheduler.worker --kernel dsml-NAME` starts the kernel first, then reads its
+assignment (run id, token, service URL) as one JSON line on stdin, so a pool can start workers
+before runs exist. On Kubernetes the assignment comes from the environment
+(DSML_RUN_ID, DSML_RUN_TOKEN, DSML_SERVICE_URL). The worker never touches the database: it
+fetches its input from the service, posts progress while cells run, and posts the executed
+notebook, its HTML and the outcome at the end, also when the run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("dsml.worker")
+
+RESULT_RETRIES = 30
+"""Attempts to post the result (the service may be restarting); 1 s apart, then 5 s."""
+
+
+class ServiceClient:
+    """The worker's side of the worker API (`/api/worker/runs/<id>/...`)."""
+
+    def __init__(self, service_url: str, run_id: int, token: str):
+        self.base = f"{service_url.rstrip('/')}/api/worker/runs/{run_id}"
+        self.client = httpx.Client(headers={"X-Dsml-Run-Token": token}, timeout=30)
+
+    def get_input(self) -> dict[str, Any]:
+        """The notebook, parameters and limits of the run."""
+        r = self.client.get(self.base)
+        r.raise_for_status()
+        return r.json()
+
+    def progress(self, **fields: Any) -> bool:
+        """Report progress; False when the service says the run is over (cancelled, timed out)."""
+        try:
+            r = self.client.post(self.base + "/progress", json=fields)
+        except httpx.HTTPError:
+            return True  # the service may be restarting; progress is best effort
+        return r.status_code != 409
+
+    def result(self, payload: dict[str, Any]) -> None:
+        """Post the outcome, retrying while the service is unreachable."""
+        for attempt in range(RESULT_RETRIES):
+            try:
+                r = self.client.post(self.base + "/result", json=payload)
+                if r.status_code < 500:
+                    if r.status_code >= 400:
+                        log.error("result refused: %s %s", r.status_code, r.text[:500])
+                    return
+            except httpx.HTTPError as e:
+                log.warning("posting the result failed (%s), retrying", e)
+            time.sleep(1 if attempt < 10 else 5)
+        log.error("could not post the result after %d attempts", RESULT_RETRIES)
+
+
+class _Tail(logging.Handler):
+    """Keep the last lines that Papermill logs (cell outputs) for the run's log tail."""
+
+    def __init__(self, lines: int = 40):
+        super().__init__()
+        self.lines: collections.deque[str] = collections.deque(maxlen=lines)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for line in record.getMessage().splitlines():
+            self.lines.append(line[:500])
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def start_kernel(kernel_name: str, cwd: str):  # type: ignore[no-untyped-def]
+    """Start a kernel and wait until it answers; return its KernelManager."""
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name=kernel_name)
+    km.start_kernel(cwd=cwd)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=120)
+    finally:
+        kc.stop_channels()
+    return km
+
+
+def _engine(service: ServiceClient, tail: _Tail, state: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """A Papermill engine that reports cell k of n as each cell starts."""
+    from papermill.engines import NBClientEngine
+
+    class ProgressEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):  # type: ignore[no-untyped-def]
+            cells = len(nb_man.nb.cells)
+            original = nb_man.cell_start
+
+            def cell_start(cell, cell_index=None, **kw):  # type: ignore[no-untyped-def]
+                state["cell"] = cell_index
+                if not service.progress(cell=cell_index, cells=cells, log_tail=tail.text()):
+                    log.warning("the service ended this run; stopping")
+                    os._exit(3)
+                return original(cell, cell_index, **kw)
+
+            nb_man.cell_start = cell_start
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    return ProgressEngine
+
+
+def _failing_cell(nb: dict[str, Any]) -> int | None:
+    for index, cell in enumerate(nb.get("cells", [])):
+        if cell.get("metadata", {}).get("papermill", {}).get("exception"):
+            return index
+    return None
+
+
+_exporter = None
+
+
+def warm_up() -> None:
+    """Import Papermill and build the HTML exporter before a run arrives (a pool worker's job)."""
+    global _exporter
+    import papermill  # noqa: F401
+    from nbconvert import HTMLExporter
+
+    _exporter = HTMLExporter(template_name="lab")
+
+
+def render_html(path: Path) -> str:
+    """The executed notebook as a standalone HTML page."""
+    import nbformat
+
+    if _exporter is None:
+        warm_up()
+    assert _exporter is not None
+    body, _ = _exporter.from_notebook_node(nbformat.read(path, 4))
+    return body
+
+
+def execute(service: ServiceClient, km: Any, work: Path) -> dict[str, Any]:
+    """Run the assigned notebook; return the result payload (never raises for notebook errors)."""
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.engines import papermill_engines
+    from papermill.exceptions import PapermillExecutionError
+
+    spec = service.get_input()
+    source = work / spec["notebook_name"]
+    source.write_text(spec["notebook"])
+    output = work / ("output-" + spec["notebook_name"])
+    tail = _Tail()
+    logging.getLogger("papermill").addHandler(tail)
+    state: dict[str, Any] = {"cell": None}
+    papermill_engines.register("dsml", _engine(service, tail, state))
+    parameters = dict(spec["parameters"])
+    parameters["scheduled_for"] = spec["scheduled_for"]
+    service.progress(state="running", cell=0, cells=None)
+    payload: dict[str, Any] = {"state": "succeeded"}
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(output),
+            parameters=parameters,
+            kernel_name=spec["kernel_name"],
+            km=km,
+            engine_name="dsml",
+            execution_timeout=spec.get("cell_timeout_seconds"),
+            progress_bar=False,
+            log_output=True,
+            cwd=str(work),
+        )
+    except PapermillExecutionError as e:
+        payload = {
+            "state": "failed",
+            "failure_kind": "user",
+            "error": {"cell_index": e.cell_index, "name": e.ename, "value": e.evalue},
+        }
+    except DeadKernelError as e:
+        payload = {
+            "state": "failed",
+            "failure_kind": "infra",
+            "error": {"cell_index": state["cell"], "name": "DeadKernelError", "value": str(e)},
+            "message": "the kernel died while running the notebook",
+        }
+    except CellTimeoutError as e:
+        payload = {
+            "state": "timed_out",
+            "failure_kind": "user",
+            "error": {"cell_index": state["cell"], "name": "CellTimeoutError", "value": str(e)},
+            "message": f"cell {state['cell']} ran longer than {spec.get('cell_timeout_seconds')} s",
+        }
+    except Exception as e:  # noqa: BLE001 - every other failure still ends the run with a state
+        payload = {
+            "state": "failed",
+            "failure_kind": "user" if "papermill" in type(e).__module__ else "infra",
+            "error": {"cell_index": state["cell"], "name": type(e).__name__, "value": str(e)},
+        }
+    payload["log_tail"] = tail.text()
+    if output.exists():
+        nb_text = output.read_text()
+        limit = spec.get("max_output_bytes") or 0
+        if limit and len(nb_text.encode()) > limit:
+            payload.update(
+                state="failed",
+                failure_kind="user",
+                error={
+                    "cell_index": payload.get("error", {}).get("cell_index"),
+                    "name": "OutputTooLarge",
+                    "value": f"the executed notebook is {len(nb_text.encode()):,} bytes, over "
+                    f"the {limit:,} byte limit; print less or write results to files",
+                },
+            )
+        else:
+            payload["notebook"] = nb_text
+            if payload.get("error") and payload["error"].get("cell_index") is None:
+                payload["error"]["cell_index"] = _failing_cell(json.loads(nb_text))
+            try:
+                payload["html"] = render_html(output)
+            except Exception as e:  # noqa: BLE001 - a render failure must not lose the run
+                log.warning("HTML render failed: %s", e)
+    return payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the kernel, wait for an assignment, run it, report, shut the kernel down."""
+    parser = argparse.ArgumentParser(prog="dsml-worker")
+    parser.add_argument("--kernel", required=True, help="kernelspec to pre-start")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
+    work = Path(tempfile.mkdtemp(prefix="dsml-run-"))
+    km = None
+    try:
+        km = start_kernel(args.kernel, str(work))
+        warm_up()
+        if os.environ.get("DSML_RUN_ID"):
+            assignment = {
+                "run_id": int(os.environ["DSML_RUN_ID"]),
+                "token": os.environ["DSML_RUN_TOKEN"],
+                "service_url": os.environ["DSML_SERVICE_URL"],
+                "kernel_name": args.kernel,
+            }
+        else:
+            line = sys.stdin.readline()
+            if not line:
+                return 0  # the pool was shut down before a run came
+            assignment = json.loads(line)
+        service = ServiceClient(
+            assignment["service_url"], assignment["run_id"], assignment["token"]
+        )
+        if assignment["kernel_name"] != args.kernel:
+            km.shutdown_kernel(now=True)
+            km = start_kernel(assignment["kernel_name"], str(work))
+        payload = execute(service, km, work)
+        service.result(payload)
+        return 0
+    finally:
+        if km is not None:
+            try:
+                km.shutdown_kernel(now=True)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
