@@ -32,8 +32,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 
-$(VENV)/.installed: pyproject.toml $(BIN)/python
-	$(BIN)/uv pip install --python $(BIN)/python -e '.[test]'
+$(VENV)/.installed: pyproject.toml overrides.txt $(BIN)/python
+	$(BIN)/uv pip install --python $(BIN)/python --override overrides.txt -e '.[test]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -49,6 +49,7 @@ def write_settings(path: Path, data_dir: Path, port: int, **extra: object) -> Pa
         "environments_dir": str(ENV_CACHE),
         "culler": {"enabled": True, "timeout_seconds": 600, "every_seconds": 60},
         "environments": ENVIRONMENTS,
+        "scheduler": {"capacity": 2, "warm_workers": 1, "max_output_bytes": 2_000_000},
     }
     settings.update(extra)
     path.write_text(yaml.safe_dump(settings))
@@ -153,6 +154,28 @@ def platform(env_datadir: DataDir, tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("platform")
     with running_platform(base, base / "data") as running:
         yield running
+
+
+def hub_token(platform: Platform, name: str) -> str:
+    """Log `name` in through the login form and ask the hub for an API token, as a user can."""
+    with httpx.Client(base_url=platform.url, timeout=30) as client:
+        client.get("/hub/login")
+        r = client.post(
+            "/hub/login",
+            data={
+                "username": name,
+                "password": platform.password(name),
+                "_xsrf": client.cookies.get("_xsrf"),
+            },
+        )
+        assert r.status_code == 302, r.text[:300]
+        r = client.post(
+            f"/hub/api/users/{name}/tokens",
+            json={"note": "tests"},
+            headers={"X-XSRFToken": client.cookies.get("_xsrf")},
+        )
+        assert r.status_code == 201, r.text[:300]
+        return r.json()["token"]
 
 
 @pytest.fixture(scope="session")

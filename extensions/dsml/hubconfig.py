@@ -121,6 +121,8 @@ def update_spawner(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     c.DsmlLocalSpawner.default_kernel = f"dsml-{spawner['default_environment']}"
     c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
     c.Spawner.default_url = spawner["default_url"]
+    # `dsml run` and the JupyterLab scheduler reach the services through the public URL
+    c.Spawner.environment = {"DSML_HUB_URL": os.environ.get("DSML_PUBLIC_URL", "")}
     c.Spawner.start_timeout = spawner["start_timeout_seconds"]
     c.Spawner.http_timeout = spawner["http_timeout_seconds"]
 

@@ -35,12 +35,21 @@ class DsmlLocalSpawner(SimpleLocalProcessSpawner):
     )
 
     def get_args(self) -> list[str]:
-        """Add the curated kernelspec manager, and --allow-root when running as root."""
+        """Curated kernels, Notebook Jobs on the scheduler service, --allow-root as root."""
         args = super().get_args()
         args += [
             "--ServerApp.kernel_spec_manager_class="
             "dsml.environments.kernelspecs.CuratedKernelSpecManager",
             f"--MappingKernelManager.default_kernel_name={self.default_kernel}",
+            # jupyter-scheduler's UI, served by its extension app subclass whose handlers keep
+            # the service's error statuses; jobs run in the hub's scheduler service
+            "--ServerApp.jpserver_extensions=jupyter_scheduler=False",
+            "--ServerApp.jpserver_extensions=dsml.labscheduler=True",
+            "--SchedulerApp.scheduler_class=dsml.labscheduler.DsmlScheduler",
+            "--SchedulerApp.environment_manager_class=dsml.labscheduler.DsmlEnvironmentManager",
+            "--SchedulerApp.job_files_manager_class=dsml.labscheduler.DsmlJobFilesManager",
+            # jupyter-scheduler creates its tables at start: keep them in memory, not in $HOME
+            "--SchedulerApp.db_url=sqlite://",
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             args.append("--allow-root")

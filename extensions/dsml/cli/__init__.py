@@ -13,13 +13,13 @@ def build_parser() -> argparse.ArgumentParser:
     # jsonschema imports rfc3987_syntax when it is installed (jupyter-events pulls it in), which
     # compiles a grammar for 3 s; the CLI checks no IRI formats, so it opts out of that import
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
-    from dsml.cli import env, up, users
+    from dsml.cli import env, schedule, up, users
 
     parser = argparse.ArgumentParser(
         prog="dsml", description="dsml-platform: run and manage the data science platform."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (up, users, env):
+    for module in (up, users, env, schedule):
         module.add_parser(sub)
     return parser
 

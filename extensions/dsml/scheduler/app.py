@@ -182,7 +182,10 @@ class SchedulerApp(Application):
                 warm_workers=self.warm_workers,
                 log_dir=str(Path(self.data_dir) / "logs"),
                 worker_env={
-                    k: v for k, v in os.environ.items() if k in ("JUPYTER_PATH", "PATH", "HOME")
+                    **{
+                        k: v for k, v in os.environ.items() if k in ("JUPYTER_PATH", "PATH", "HOME")
+                    },
+                    "DSML_WORKER_TMP": str(Path(self.data_dir) / "work"),
                 },
             )
         return cls(**kwargs)

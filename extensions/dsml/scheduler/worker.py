@@ -15,6 +15,7 @@ import collections
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -81,18 +82,33 @@ class _Tail(logging.Handler):
 
 
 def start_kernel(kernel_name: str, cwd: str):  # type: ignore[no-untyped-def]
-    """Start a kernel and wait until it answers; return its KernelManager."""
-    from jupyter_client.manager import KernelManager
+    """Start a kernel and wait until it answers; return its (async) KernelManager.
 
-    km = KernelManager(kernel_name=kernel_name)
-    km.start_kernel(cwd=cwd)
+    nbclient watches an async kernel manager for a dead kernel while a cell runs; with a
+    blocking one, a kernel that dies mid-cell would leave the run waiting forever.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    km = AsyncKernelManager(kernel_name=kernel_name)
+    run_sync(km.start_kernel)(cwd=cwd)
     kc = km.client()
     kc.start_channels()
     try:
-        kc.wait_for_ready(timeout=120)
+        run_sync(kc.wait_for_ready)(timeout=120)
     finally:
         kc.stop_channels()
     return km
+
+
+def stop_kernel(km) -> None:  # type: ignore[no-untyped-def]
+    """Shut a kernel down now (Papermill leaves a kernel it was given running)."""
+    from jupyter_core.utils import run_sync
+
+    try:
+        run_sync(km.shutdown_kernel)(now=True)
+    except Exception:  # noqa: BLE001 - it may be dead already
+        pass
 
 
 def _engine(service: ServiceClient, tail: _Tail, state: dict[str, Any]):  # type: ignore[no-untyped-def]
@@ -238,7 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernel", required=True, help="kernelspec to pre-start")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
-    work = Path(tempfile.mkdtemp(prefix="dsml-run-"))
+    # under the scheduler's data dir when it says so, so nothing of a run hides elsewhere
+    work_root = os.environ.get("DSML_WORKER_TMP") or None
+    if work_root:
+        Path(work_root).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="dsml-run-", dir=work_root))
     km = None
     try:
         km = start_kernel(args.kernel, str(work))
@@ -259,17 +279,17 @@ def main(argv: list[str] | None = None) -> int:
             assignment["service_url"], assignment["run_id"], assignment["token"]
         )
         if assignment["kernel_name"] != args.kernel:
-            km.shutdown_kernel(now=True)
+            stop_kernel(km)
             km = start_kernel(assignment["kernel_name"], str(work))
         payload = execute(service, km, work)
         service.result(payload)
         return 0
+    except KeyboardInterrupt:
+        return 130
     finally:
         if km is not None:
-            try:
-                km.shutdown_kernel(now=True)
-            except Exception:  # noqa: BLE001
-                pass
+            stop_kernel(km)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

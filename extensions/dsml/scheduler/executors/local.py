@@ -34,6 +34,35 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def descendants(pid: int) -> list[int]:
+    """Pids of every process below `pid` (a kernel runs in a session of its own below it)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill_groups(pgids: set[int], sig: int) -> None:
+    for pgid in pgids:
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 class LocalExecutor(Executor):
     """Run each job as a worker subprocess on this machine."""
 
@@ -142,34 +171,38 @@ class LocalExecutor(Executor):
         return started is not None and started == ref.get("start_time")
 
     async def stop(self, run: dict[str, Any]) -> None:
-        """SIGTERM the worker's process group, then SIGKILL what is left after the grace."""
+        """SIGTERM the worker's process group and its kernel's, then SIGKILL what is left."""
         if not await self.is_alive(run):
             return
-        pgid = run["executor_ref"]["pid"]
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        pid = run["executor_ref"]["pid"]
+        groups = {pid}
+        for child in descendants(pid):
             try:
-                os.killpg(pgid, sig)
+                groups.add(os.getpgid(child))
             except ProcessLookupError:
-                return
-            deadline = asyncio.get_running_loop().time() + self.stop_grace_seconds
-            while asyncio.get_running_loop().time() < deadline:
-                self._reap()
-                if not await self.is_alive(run):
-                    break
-                await asyncio.sleep(0.05)
-        # the kernel may outlive its worker by a moment; the group is gone with SIGKILL
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+                pass
+        loop = asyncio.get_running_loop()
+        _kill_groups(groups, signal.SIGTERM)
+        deadline = loop.time() + self.stop_grace_seconds
+        while loop.time() < deadline:
+            self._reap()
+            if not await self.is_alive(run):
+                break
+            await asyncio.sleep(0.05)
+        # the kernel may outlive its worker by a moment: SIGKILL every group it had
+        _kill_groups(groups, signal.SIGKILL)
+        self._reap()
 
     async def shutdown(self) -> None:
-        """Stop the pre-started workers (they hold kernels but no run)."""
+        """Stop the pre-started workers and their kernels (they hold no run)."""
         for pool in self._pool.values():
             for proc in pool:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                groups = {proc.pid}
+                for child in descendants(proc.pid):
+                    try:
+                        groups.add(os.getpgid(child))
+                    except ProcessLookupError:
+                        pass
+                _kill_groups(groups, signal.SIGKILL)
                 proc.wait()
         self._pool.clear()

@@ -1,0 +1,892 @@
+"""JupyterLab's Notebook Jobs UI (jupyter-scheduler) on top of the hub-wide scheduler service.
+
+jupyter-scheduler brings the UI and a REST API under `<server>/scheduler/`; this module swaps
+everything behind that API for calls to the scheduler service at
+`$DSML_HUB_URL/services/scheduler/api/`, made with the server's `$JUPYTERHUB_API_TOKEN`. Nothing
+runs or is stored in the user server, so jobs keep running when it stops.
+
+How the two models map:
+
+* a jupyter-scheduler *job definition* is a service **job** with a cron schedule
+  (id `job-<n>`); pausing and resuming it set the job's `paused`;
+* a jupyter-scheduler *job* is a service **run** (id `run-<n>`); "Run now" from the UI makes
+  (or updates) an unscheduled service job named `<name> (ad hoc)`, as `dsml run` does, and
+  queues one run of it;
+* output files ("Download job files") are the run's `output.ipynb` and `output.html`, fetched
+  from the service into `jobs/<notebook>-run-<n>/` under the server's root.
+
+Service errors reach the browser with the service's status and message: `DsmlSchedulerApp`
+is jupyter-scheduler's server extension with handlers that do not turn them into a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from jupyter_scheduler.environments import EnvironmentManager
+from jupyter_scheduler.exceptions import InputUriError, SchedulerError
+from jupyter_scheduler.executors import ExecutionManager
+from jupyter_scheduler.extension import SchedulerApp
+from jupyter_scheduler.job_files_manager import JobFilesManager
+from jupyter_scheduler.models import (
+    CountJobsQuery,
+    CreateJob,
+    CreateJobDefinition,
+    CreateJobFromDefinition,
+    DescribeJob,
+    DescribeJobDefinition,
+    JobFeature,
+    JobFile,
+    ListJobDefinitionsQuery,
+    ListJobDefinitionsResponse,
+    ListJobsQuery,
+    ListJobsResponse,
+    RuntimeEnvironment,
+    SortDirection,
+    SortField,
+    Status,
+    UpdateJob,
+    UpdateJobDefinition,
+)
+from jupyter_scheduler.pydantic_v1 import ValidationError
+from jupyter_scheduler.scheduler import BaseScheduler
+from tornado.web import HTTPError
+from traitlets import Float, Int, Type, Unicode, default
+
+SERVICE_PATH = "/services/scheduler/api/"
+"""Where the scheduler service's REST API lives, relative to the hub's public URL."""
+
+OUTPUT_FORMATS = {"ipynb": "Notebook", "html": "HTML"}
+"""Every run keeps both; the UI's format choice does not change what the service stores."""
+
+JOB_PREFIX = "job-"
+RUN_PREFIX = "run-"
+AD_HOC_SUFFIX = " (ad hoc)"
+"""Suffix of the unscheduled service job behind "Run now" (the same name `dsml run` uses)."""
+
+PAGE_LIMIT = 500
+"""The service's largest page size."""
+
+STATUS_OF_STATE = {
+    "queued": Status.QUEUED,
+    "starting": Status.IN_PROGRESS,
+    "running": Status.IN_PROGRESS,
+    "succeeded": Status.COMPLETED,
+    "failed": Status.FAILED,
+    "timed_out": Status.FAILED,
+    "lost": Status.FAILED,
+    "cancelled": Status.STOPPED,
+    "skipped": Status.STOPPED,
+}
+"""jupyter-scheduler's status of each service run state."""
+
+
+def states_of(status: Status) -> tuple[str, ...]:
+    """The service run states shown as `status` (none for CREATED and STOPPING)."""
+    return tuple(state for state, shown in STATUS_OF_STATE.items() if shown == status)
+
+
+class ServiceError(SchedulerError):
+    """The scheduler service refused a request, or could not be reached; carries its status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _message(response: httpx.Response) -> str:
+    """The service's JSON `message`, or the start of whatever else came back."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason_phrase
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return response.text.strip()[:300] or response.reason_phrase
+
+
+class ServiceClient:
+    """Async client of the scheduler service, authenticated as the user who owns this server."""
+
+    def __init__(self, hub_url: str, token: str, timeout: float = 60.0):
+        self.hub_url = hub_url.rstrip("/")
+        self.api_url = self.hub_url + SERVICE_PATH
+        self.token = token
+        self.timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    @classmethod
+    def from_environment(cls) -> ServiceClient:
+        """A client from what the hub puts in a user server's environment."""
+        return cls(os.environ.get("DSML_HUB_URL", ""), os.environ.get("JUPYTERHUB_API_TOKEN", ""))
+
+    def _http(self) -> httpx.AsyncClient:
+        if not self.hub_url:
+            raise ServiceError(
+                503,
+                "DSML_HUB_URL is not set in this server's environment, so the scheduler service "
+                "cannot be found: the hub sets it for the servers it starts; set it to the hub's "
+                "public URL (or configure DsmlScheduler.hub_url)",
+            )
+        if not self.token:
+            raise ServiceError(
+                503,
+                "JUPYTERHUB_API_TOKEN is not set in this server's environment: start the server "
+                "from the hub (or configure DsmlScheduler.api_token)",
+            )
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self.api_url,
+                headers={"Authorization": f"token {self.token}"},
+                timeout=self.timeout,
+            )
+        return self._client
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Call the API; raise ServiceError with the service's status and message on an error."""
+        try:
+            response = await self._http().request(
+                method, path, json=body, params=params, headers=headers
+            )
+        except httpx.HTTPError as e:
+            raise ServiceError(
+                502, f"cannot reach the scheduler service at {self.api_url}: {e}"
+            ) from None
+        if response.status_code >= 400:
+            raise ServiceError(response.status_code, _message(response))
+        return response
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Call the API and return its JSON answer (None for an empty one)."""
+        response = await self.request(method, path, body=body, params=params, headers=headers)
+        return response.json() if response.content else None
+
+    async def collect(
+        self, path: str, key: str, cap: int, params: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Follow `next_cursor` through a listing, newest first, up to `cap` items."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while len(items) < cap:
+            query = {**(params or {}), "limit": str(min(PAGE_LIMIT, cap - len(items)))}
+            if cursor:
+                query["cursor"] = cursor
+            page = await self.call("GET", path, params=query)
+            items += page[key]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return items
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def _ms(iso: str | None) -> int | None:
+    """Epoch milliseconds (what jupyter-scheduler shows) of the service's ISO UTC timestamps."""
+    if not iso:
+        return None
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _text(value: Any) -> str:
+    """A typed parameter value as the text the UI edits (and `read_cli_value` reads back)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def _texts(values: dict[str, Any] | None) -> dict[str, str]:
+    return {name: _text(value) for name, value in (values or {}).items()}
+
+
+def typed_parameters(
+    schema: dict[str, dict[str, Any]], values: dict[str, str] | None
+) -> dict[str, Any]:
+    """The UI's text values read by each parameter's declared type, as `dsml run -p` reads them."""
+    from dsml.scheduler.exceptions import SchedulerError as ParameterError
+    from dsml.scheduler.params import read_cli_value
+
+    typed: dict[str, Any] = {}
+    for name, raw in (values or {}).items():
+        try:
+            typed[name] = read_cli_value(schema, name, raw)
+        except ParameterError as e:
+            raise ServiceError(e.status, str(e)) from None
+    return typed
+
+
+def _number(identifier: str, prefix: str, what: str) -> int:
+    """The service id inside a UI id such as `job-12` (404 for anything else)."""
+    number = identifier[len(prefix) :] if identifier.startswith(prefix) else ""
+    if not number.isdigit():
+        raise ServiceError(404, f"no {what} {identifier!r}: ids here look like '{prefix}12'")
+    return int(number)
+
+
+def _sorted(models: list[Any], sort_by: Iterable[SortField]) -> list[Any]:
+    """Sort by several fields (the first one wins), missing values last."""
+    fields = list(sort_by)
+    for field in fields:
+        if models and field.name not in type(models[0]).__fields__:
+            raise ServiceError(400, f"cannot sort by {field.name!r}: it is not a field of a job")
+    for field in reversed(fields):
+        present = [m for m in models if getattr(m, field.name) is not None]
+        missing = [m for m in models if getattr(m, field.name) is None]
+        present.sort(
+            key=lambda m, f=field.name: getattr(m, f),
+            reverse=field.direction == SortDirection.desc,
+        )
+        models = present + missing
+    return models
+
+
+def _page(models: list[Any], query: Any) -> tuple[list[Any], str | None]:
+    """Slice of the listing that query.next_token (an offset) and query.max_items ask for."""
+    try:
+        start = int(query.next_token) if query.next_token else 0
+    except ValueError:
+        raise ServiceError(400, f"next_token must be a number, got {query.next_token!r}") from None
+    size = query.max_items if query.max_items is not None else len(models)
+    end = start + max(size, 0)
+    return models[start:end], (str(end) if end < len(models) else None)
+
+
+class DsmlExecutionManager(ExecutionManager):
+    """Declares what the service supports; it never executes anything in the user server."""
+
+    def execute(self) -> None:
+        """Never called: runs execute in the scheduler service's workers."""
+        raise SchedulerError("notebooks run in the hub's scheduler service, not in this server")
+
+    # jupyter-scheduler calls this as `cls.supported_features(cls)`, so not a classmethod
+    def supported_features(cls) -> dict[JobFeature, bool]:
+        """What the UI can use: job definitions, parameters, stopping runs, idempotency."""
+        return {
+            JobFeature.job_name: True,
+            JobFeature.parameters: True,
+            # the service always keeps both output.ipynb and output.html
+            JobFeature.output_formats: False,
+            JobFeature.job_definition: True,
+            JobFeature.idempotency_token: True,
+            JobFeature.tags: False,
+            # the service notifies by email/webhook and retries, but jupyter-scheduler's
+            # models carry no fields for them: set them with `dsml schedule`
+            JobFeature.email_notifications: False,
+            JobFeature.timeout_seconds: False,
+            JobFeature.retry_on_timeout: False,
+            JobFeature.max_retries: False,
+            JobFeature.min_retry_interval_millis: False,
+            JobFeature.output_filename_template: False,
+            JobFeature.stop_job: True,
+            # runs stay in the job's history; deleting the job definition deletes them
+            JobFeature.delete_job: False,
+        }
+
+    def validate(cls, input_path: str) -> bool:
+        """Any notebook: the job names its environment, whatever the notebook's kernel."""
+        return True
+
+
+class DsmlEnvironmentManager(EnvironmentManager):
+    """The curated environments jobs run in, as the scheduler service lists them."""
+
+    def __init__(self, client: ServiceClient | None = None):
+        self.client = client or ServiceClient.from_environment()
+
+    async def list_environments(self) -> list[RuntimeEnvironment]:  # type: ignore[override]
+        """One runtime environment per curated environment."""
+        body = await self.client.call("GET", "environments")
+        return [
+            RuntimeEnvironment(
+                name=env["name"],
+                label=env.get("display_name") or env["name"],
+                description=(env.get("description") or "").strip()
+                + (f" (version {env['version']})" if env.get("version") else ""),
+                file_extensions=["ipynb"],
+                output_formats=list(OUTPUT_FORMATS),
+                metadata={
+                    key: str(env[key]) for key in ("version", "kernel") if env.get(key) is not None
+                },
+                compute_types=None,
+                default_compute_type=None,
+                utc_only=False,
+            )
+            for env in body["environments"]
+        ]
+
+    def manage_environments_command(self) -> str:
+        """No JupyterLab command: environments are managed by the platform team."""
+        return ""
+
+    def output_formats_mapping(self) -> dict[str, str]:
+        """The formats every run keeps."""
+        return dict(OUTPUT_FORMATS)
+
+
+class DsmlScheduler(BaseScheduler):
+    """jupyter-scheduler's scheduler API, forwarded to the hub's scheduler service."""
+
+    hub_url = Unicode(
+        config=True,
+        help="Public URL of the hub, where /services/scheduler/ is found; default $DSML_HUB_URL.",
+    )
+    api_token = Unicode(
+        config=True, help="Hub API token the service is called with; default $JUPYTERHUB_API_TOKEN."
+    )
+    request_timeout = Float(
+        60.0, config=True, help="Seconds to wait for one answer of the scheduler service."
+    )
+    list_limit = Int(
+        5000,
+        config=True,
+        help="Most runs or jobs (newest first) one listing in the UI reads from the service.",
+    )
+    execution_manager_class = Type(
+        default_value=DsmlExecutionManager,
+        klass=ExecutionManager,
+        allow_none=True,
+        config=True,
+        help="Declares the supported features; nothing executes in the user server.",
+    )
+
+    task_runner = None
+    """No local task runner: the service owns the cron loop (SchedulerApp checks this)."""
+
+    @default("hub_url")
+    def _default_hub_url(self) -> str:
+        return os.environ.get("DSML_HUB_URL", "")
+
+    @default("api_token")
+    def _default_api_token(self) -> str:
+        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
+
+    def __init__(
+        self,
+        root_dir: str,
+        environments_manager: EnvironmentManager,
+        db_url: str | None = None,
+        config: Any = None,
+        **kwargs: Any,
+    ):
+        # db_url is what SchedulerApp passes every scheduler; there is no local database
+        super().__init__(
+            root_dir=root_dir, environments_manager=environments_manager, config=config, **kwargs
+        )
+        self.client = ServiceClient(self.hub_url, self.api_token, self.request_timeout)
+
+    # reading and describing
+
+    def _input(self, input_uri: str) -> tuple[str, dict[str, Any]]:
+        """(file name, parsed notebook) of a notebook under the server's root."""
+        if not self.file_exists(input_uri):
+            raise InputUriError(input_uri)
+        path = os.path.join(os.path.abspath(self.root_dir), input_uri)
+        try:
+            with open(path, encoding="utf-8") as f:
+                notebook = json.load(f)
+        except (ValueError, UnicodeDecodeError):
+            raise ServiceError(400, f"{input_uri} is not a notebook (not JSON)") from None
+        if not isinstance(notebook, dict) or "cells" not in notebook:
+            raise ServiceError(400, f"{input_uri} is not a notebook (no cells)")
+        return os.path.basename(input_uri), notebook
+
+    async def _read_input(self, input_uri: str) -> tuple[str, dict[str, Any]]:
+        return await asyncio.to_thread(self._input, input_uri)
+
+    async def _schema(self, name: str, notebook: dict[str, Any]) -> dict[str, Any]:
+        body = {"notebook": notebook, "notebook_name": name}
+        return (await self.client.call("POST", "inspect", body=body))["parameters"]
+
+    async def _job(self, job_id: int) -> dict[str, Any]:
+        return await self.client.call("GET", f"jobs/{job_id}")
+
+    async def _jobs(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Full job records (with notebook_name), fetched a few at a time; gone ones left out."""
+        limit = asyncio.Semaphore(8)
+
+        async def one(job_id: int) -> dict[str, Any] | None:
+            async with limit:
+                try:
+                    return await self._job(job_id)
+                except ServiceError as e:
+                    if e.status == 404:
+                        return None
+                    raise
+
+        found = await asyncio.gather(*(one(i) for i in sorted(set(ids))))
+        return {job["id"]: job for job in found if job is not None}
+
+    def _definition(self, job: dict[str, Any]) -> DescribeJobDefinition:
+        return DescribeJobDefinition(
+            job_definition_id=f"{JOB_PREFIX}{job['id']}",
+            name=job["name"],
+            input_filename=job.get("notebook_name") or "notebook.ipynb",
+            runtime_environment_name=job["environment"],
+            runtime_environment_parameters=None,
+            output_formats=list(OUTPUT_FORMATS),
+            parameters=_texts(job.get("parameters")),
+            tags=[],
+            schedule=job.get("schedule"),
+            timezone=job.get("timezone"),
+            create_time=_ms(job["created_at"]),
+            update_time=_ms(job["updated_at"]),
+            active=not job.get("paused", False),
+        )
+
+    def _describe(self, run: dict[str, Any], job: dict[str, Any]) -> DescribeJob:
+        status = STATUS_OF_STATE.get(run["state"], Status.FAILED)
+        message = run.get("message")
+        error = run.get("error") or {}
+        if error.get("name"):
+            at = f" at cell {error['cell_index']}" if error.get("cell_index") is not None else ""
+            message = f"{error['name']}: {error.get('value') or ''}{at}" + (
+                f" ({message})" if message else ""
+            )
+        ended = run.get("finished_at")
+        return DescribeJob(
+            job_id=f"{RUN_PREFIX}{run['id']}",
+            name=job["name"],
+            input_filename=job.get("notebook_name") or "notebook.ipynb",
+            runtime_environment_name=run["environment"],
+            runtime_environment_parameters=None,
+            output_formats=list(OUTPUT_FORMATS),
+            parameters=_texts(run.get("parameters")),
+            tags=[],
+            job_definition_id=f"{JOB_PREFIX}{job['id']}" if job.get("schedule") else None,
+            url=self.client.hub_url + run["urls"]["page"],
+            create_time=_ms(run["created_at"]),
+            update_time=_ms(ended or run.get("started_at") or run["created_at"]),
+            start_time=_ms(run.get("started_at")),
+            end_time=_ms(ended),
+            status=status,
+            status_message=message,
+        )
+
+    # jobs (service runs)
+
+    async def create_job(self, model: CreateJob) -> str:  # type: ignore[override]
+        """Run a notebook now: upsert its unscheduled `<name> (ad hoc)` job, queue one run."""
+        if model.job_definition_id:
+            return await self.create_job_from_definition(
+                model.job_definition_id, CreateJobFromDefinition(parameters=model.parameters)
+            )
+        if model.package_input_folder:
+            raise ServiceError(
+                400,
+                "running with the input folder is not supported: the scheduler snapshots the "
+                "notebook only; read other files from shared storage",
+            )
+        name, notebook = await self._read_input(model.input_uri)
+        parameters = (
+            typed_parameters(await self._schema(name, notebook), model.parameters)
+            if model.parameters
+            else {}
+        )
+        body = {
+            "name": model.name + AD_HOC_SUFFIX,
+            "notebook": notebook,
+            "notebook_name": name,
+            "environment": model.runtime_environment_name,
+            "parameters": parameters,
+        }
+        job = await self._find_job(body["name"])
+        if job is None:
+            job = await self.client.call(
+                "POST", "jobs", body=body, headers={"Idempotency-Key": uuid.uuid4().hex}
+            )
+        elif job.get("schedule"):
+            raise ServiceError(
+                409,
+                f"{body['name']!r} is the name of a scheduled job definition; "
+                "give this run another job name",
+            )
+        else:
+            job = await self.client.call("PATCH", f"jobs/{job['id']}", body=body)
+        run = await self.client.call(
+            "POST",
+            f"jobs/{job['id']}/runs",
+            body={"parameters": parameters},
+            headers={"Idempotency-Key": model.idempotency_token or uuid.uuid4().hex},
+        )
+        return f"{RUN_PREFIX}{run['id']}"
+
+    async def _find_job(self, name: str) -> dict[str, Any] | None:
+        """The caller's own job with this name, if any."""
+        me = os.environ.get("JUPYTERHUB_USER")
+        for job in await self.client.collect("jobs", "jobs", self.list_limit):
+            if job["name"] == name and (me is None or job["owner"] == me):
+                return job
+        return None
+
+    async def update_job(self, job_id: str, model: UpdateJob) -> None:  # type: ignore[override]
+        """Runs cannot be renamed (their name is their job's); STOPPED goes to stop_job."""
+        if model.status == Status.STOPPED:
+            await self.stop_job(job_id)
+            return
+        if model.name is not None or model.compute_type is not None:
+            raise ServiceError(
+                400,
+                "a run takes its name from its job and cannot be renamed: "
+                "rename the job definition instead",
+            )
+
+    async def list_jobs(self, query: ListJobsQuery) -> ListJobsResponse:  # type: ignore[override]
+        """Runs, newest first unless asked otherwise, filtered as the query asks."""
+        if query.tags:
+            return ListJobsResponse(jobs=[], total_count=0)
+        params: dict[str, str] = {}
+        if query.job_definition_id:
+            job_id = _number(query.job_definition_id, JOB_PREFIX, "job definition")
+            path = f"jobs/{job_id}/runs"
+        else:
+            path = "runs"
+            if query.status:
+                states = states_of(query.status)
+                if not states:
+                    return ListJobsResponse(jobs=[], total_count=0)
+                params["state"] = ",".join(states)
+        runs = await self.client.collect(path, "runs", self.list_limit, params)
+        jobs = await self._jobs(run["job_id"] for run in runs)
+        models = [self._describe(run, jobs[run["job_id"]]) for run in runs if run["job_id"] in jobs]
+        if query.status:
+            models = [m for m in models if m.status == query.status]
+        if query.name:
+            models = [m for m in models if m.name.startswith(query.name)]
+        if query.start_time:
+            models = [m for m in models if m.start_time and m.start_time >= query.start_time]
+        models = _sorted(models, query.sort_by)
+        page, next_token = _page(models, query)
+        for model in page:
+            self.add_job_files(model)
+        return ListJobsResponse(jobs=page, total_count=len(models), next_token=next_token)
+
+    async def count_jobs(self, query: CountJobsQuery) -> int:  # type: ignore[override]
+        """How many of the caller's runs have this status."""
+        states = states_of(query.status)
+        if not states:
+            return 0
+        params = {"state": ",".join(states)}
+        return len(await self.client.collect("runs", "runs", self.list_limit, params))
+
+    async def get_job(  # type: ignore[override]
+        self, job_id: str, job_files: bool | None = True
+    ) -> DescribeJob:
+        """One run, with its local output files when job_files."""
+        run_id = _number(job_id, RUN_PREFIX, "job")
+        run = await self.client.call("GET", f"runs/{run_id}")
+        model = self._describe(run, await self._job(run["job_id"]))
+        if job_files:
+            self.add_job_files(model)
+        return model
+
+    async def delete_job(self, job_id: str) -> None:  # type: ignore[override]
+        """Refused: the service keeps every run in its job's history."""
+        _number(job_id, RUN_PREFIX, "job")
+        raise ServiceError(
+            405,
+            "runs are kept in the job's run history and cannot be deleted one by one; "
+            "delete the job definition to delete its runs",
+        )
+
+    async def stop_job(self, job_id: str) -> None:  # type: ignore[override]
+        """Cancel a queued or running run."""
+        run_id = _number(job_id, RUN_PREFIX, "job")
+        await self.client.call("POST", f"runs/{run_id}/cancel")
+
+    # job definitions (service jobs with a schedule)
+
+    async def create_job_definition(  # type: ignore[override]
+        self, model: CreateJobDefinition
+    ) -> str:
+        """Snapshot the notebook into a new scheduled service job."""
+        if model.package_input_folder:
+            raise ServiceError(
+                400,
+                "scheduling with the input folder is not supported: the scheduler snapshots the "
+                "notebook only; read other files from shared storage",
+            )
+        name, notebook = await self._read_input(model.input_uri)
+        parameters = (
+            typed_parameters(await self._schema(name, notebook), model.parameters)
+            if model.parameters
+            else {}
+        )
+        body: dict[str, Any] = {
+            "name": model.name,
+            "notebook": notebook,
+            "notebook_name": name,
+            "environment": model.runtime_environment_name,
+            "parameters": parameters,
+            "schedule": model.schedule,
+            "timezone": model.timezone or "UTC",
+            "paused": False,
+        }
+        job = await self.client.call(
+            "POST", "jobs", body=body, headers={"Idempotency-Key": uuid.uuid4().hex}
+        )
+        return f"{JOB_PREFIX}{job['id']}"
+
+    async def update_job_definition(  # type: ignore[override]
+        self, job_definition_id: str, model: UpdateJobDefinition
+    ) -> None:
+        """Change name, environment, parameters, schedule, pause state or notebook."""
+        job_id = _number(job_definition_id, JOB_PREFIX, "job definition")
+        body: dict[str, Any] = {}
+        if model.name is not None:
+            body["name"] = model.name
+        if model.runtime_environment_name is not None:
+            body["environment"] = model.runtime_environment_name
+        if model.schedule is not None:
+            body["schedule"] = model.schedule
+        if model.timezone is not None:
+            body["timezone"] = model.timezone
+        if model.active is not None:
+            body["paused"] = not model.active
+        schema = None
+        if model.input_uri:
+            name, notebook = await self._read_input(model.input_uri)
+            body.update(notebook=notebook, notebook_name=name)
+            if model.parameters is not None:
+                schema = await self._schema(name, notebook)
+        if model.parameters is not None:
+            if schema is None:
+                schema = (await self._job(job_id))["parameter_schema"]
+            body["parameters"] = typed_parameters(schema, model.parameters)
+        if body:
+            await self.client.call("PATCH", f"jobs/{job_id}", body=body)
+
+    async def delete_job_definition(self, job_definition_id: str) -> None:  # type: ignore[override]
+        """Delete the job with its versions, runs and outputs (409 while a run is active)."""
+        job_id = _number(job_definition_id, JOB_PREFIX, "job definition")
+        await self.client.request("DELETE", f"jobs/{job_id}")
+
+    async def get_job_definition(  # type: ignore[override]
+        self, job_definition_id: str
+    ) -> DescribeJobDefinition:
+        """One service job."""
+        job_id = _number(job_definition_id, JOB_PREFIX, "job definition")
+        return self._definition(await self._job(job_id))
+
+    async def list_job_definitions(  # type: ignore[override]
+        self, query: ListJobDefinitionsQuery
+    ) -> ListJobDefinitionsResponse:
+        """The caller's scheduled jobs (and those shared with them)."""
+        if query.tags:
+            return ListJobDefinitionsResponse(job_definitions=[], total_count=0)
+        listed = await self.client.collect("jobs", "jobs", self.list_limit)
+        scheduled = [job for job in listed if job.get("schedule")]
+        # the listing has no notebook name; only the job itself does
+        jobs = await self._jobs(job["id"] for job in scheduled)
+        models = [self._definition(jobs[job["id"]]) for job in scheduled if job["id"] in jobs]
+        if query.name:
+            models = [m for m in models if m.name.startswith(query.name)]
+        if query.create_time:
+            models = [m for m in models if m.create_time >= query.create_time]
+        models = _sorted(models, query.sort_by)
+        page, next_token = _page(models, query)
+        return ListJobDefinitionsResponse(
+            job_definitions=page, total_count=len(models), next_token=next_token
+        )
+
+    async def create_job_from_definition(  # type: ignore[override]
+        self, job_definition_id: str, model: CreateJobFromDefinition
+    ) -> str:
+        """Run a job definition now, its parameters overridden by the request's."""
+        job_id = _number(job_definition_id, JOB_PREFIX, "job definition")
+        parameters: dict[str, Any] = {}
+        if model.parameters:
+            schema = (await self._job(job_id))["parameter_schema"]
+            parameters = typed_parameters(schema, model.parameters)
+        run = await self.client.call(
+            "POST",
+            f"jobs/{job_id}/runs",
+            body={"parameters": parameters},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        )
+        return f"{RUN_PREFIX}{run['id']}"
+
+    # output files
+
+    def get_staging_paths(self, model: DescribeJob | DescribeJobDefinition) -> dict[str, str]:
+        """Service URLs of a run's outputs; definitions stage nothing here."""
+        if not isinstance(model, DescribeJob):
+            return {}
+        run_id = _number(model.job_id, RUN_PREFIX, "job")
+        return {fmt: f"{self.client.api_url}runs/{run_id}/output.{fmt}" for fmt in OUTPUT_FORMATS}
+
+    def get_job_filenames(self, model: DescribeJob) -> dict[str, str | list[str]]:
+        """Local names of a run's outputs (the service does not hand the input back)."""
+        names = super().get_job_filenames(model)
+        names.pop("input", None)
+        return names
+
+    def add_job_files(self, model: DescribeJob) -> None:
+        """List the run's outputs with their local paths once downloaded."""
+        names = self.get_job_filenames(model)
+        folder = self.get_local_output_path(model, root_dir_relative=True)
+        files = []
+        for fmt, label in OUTPUT_FORMATS.items():
+            path = os.path.join(folder, str(names[fmt]))
+            files.append(
+                JobFile(
+                    display_name=label,
+                    file_format=fmt,
+                    file_path=path if self.file_exists(path) else None,
+                )
+            )
+        model.job_files = files
+        model.downloaded = all(f.file_path for f in files)
+
+    async def download_outputs(self, job_id: str, redownload: bool = False) -> list[str]:
+        """Fetch a run's outputs into its local output folder; return the paths written."""
+        model = await self.get_job(job_id, job_files=False)
+        run_id = _number(job_id, RUN_PREFIX, "job")
+        names = self.get_job_filenames(model)
+        folder = self.get_local_output_path(model)
+        written = []
+        for fmt in OUTPUT_FORMATS:
+            path = os.path.join(folder, str(names[fmt]))
+            if os.path.exists(path) and not redownload:
+                continue
+            response = await self.client.request("GET", f"runs/{run_id}/output.{fmt}")
+            await asyncio.to_thread(_write, path, response.content)
+            written.append(path)
+        return written
+
+    async def close(self) -> None:
+        """Close the connection to the service."""
+        await self.client.close()
+
+
+def _write(path: str, content: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.part"
+    with open(tmp, "wb") as f:
+        f.write(content)
+    os.replace(tmp, path)
+
+
+class DsmlJobFilesManager(JobFilesManager):
+    """ "Download job files": fetch a run's outputs from the service (no staging area)."""
+
+    async def copy_from_staging(self, job_id: str, redownload: Any = False) -> None:
+        """Write the run's output.ipynb and output.html under jobs/ in the server's root."""
+        # the handler passes the query argument as text: "false" must not mean True
+        again = str(redownload).lower() not in ("", "0", "false", "no")
+        await self.scheduler.download_outputs(job_id, redownload=again)
+
+
+def _client_error(error: BaseException) -> HTTPError | None:
+    """The 4xx an error behind one of jupyter-scheduler's 500s should have been, if any."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ServiceError):
+            return HTTPError(seen.status, seen.message)
+        if isinstance(seen, ValidationError | InputUriError):
+            return HTTPError(400, str(seen))
+        seen = seen.__cause__
+    return None
+
+
+class ServiceStatusMixin:
+    """For jupyter-scheduler's handlers, which answer every exception with 500."""
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        """Answer with the service's status and message (or 400 for an invalid request)."""
+        exc_info = kwargs.get("exc_info")
+        if exc_info and exc_info[1] is not None:
+            error = _client_error(exc_info[1])
+            if error is not None:
+                status_code = error.status_code
+                kwargs["exc_info"] = (HTTPError, error, exc_info[2])
+        super().send_error(status_code, **kwargs)  # type: ignore[misc]
+
+
+def _with_service_status(handler: type) -> type:
+    return type(
+        handler.__name__,
+        (ServiceStatusMixin, handler),
+        {"__module__": __name__, "__doc__": f"jupyter-scheduler's {handler.__name__}."},
+    )
+
+
+class DsmlSchedulerApp(SchedulerApp):
+    """jupyter-scheduler's server extension on the scheduler service.
+
+    Same routes (`/scheduler/...`, which the UI calls), handlers that pass the service's error
+    statuses on, and the classes of this module by default.
+    """
+
+    handlers = [
+        (route[0], _with_service_status(route[1]), *route[2:]) for route in SchedulerApp.handlers
+    ]
+
+    scheduler_class = Type(
+        default_value=DsmlScheduler,
+        klass=BaseScheduler,
+        config=True,
+        help="The scheduler class: forwards to the hub's scheduler service.",
+    )
+    environment_manager_class = Type(
+        default_value=DsmlEnvironmentManager,
+        klass=EnvironmentManager,
+        config=True,
+        help="The runtime environments: the platform's curated environments.",
+    )
+    job_files_manager_class = Type(
+        default_value=DsmlJobFilesManager,
+        klass=JobFilesManager,
+        config=True,
+        help="Downloads a run's outputs from the scheduler service.",
+    )
+
+    @default("db_url")
+    def _db_url_default(self) -> str:
+        # jupyter-scheduler creates its tables at start; nothing is stored in them here
+        return "sqlite://"
+
+    async def stop_extension(self) -> None:
+        """Close the connections to the service."""
+        for key in ("scheduler", "environments_manager"):
+            owner = self.settings.get(key)
+            client = getattr(owner, "client", None)
+            if isinstance(client, ServiceClient):
+                await client.close()
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """Jupyter Server's entry point: enable with `--ServerApp.jpserver_extensions`."""
+    return [{"module": "dsml.labscheduler", "app": DsmlSchedulerApp}]
