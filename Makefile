@@ -33,7 +33,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 
 $(VENV)/.installed: pyproject.toml overrides.txt $(BIN)/python
-	$(BIN)/uv pip install --python $(BIN)/python --override overrides.txt -e '.[test]'
+	UV_COMPILE_BYTECODE=1 $(BIN)/uv pip install --python $(BIN)/python --override overrides.txt -e '.[test]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -249,6 +249,7 @@ def test_settings_come_from_traits(monkeypatch: pytest.MonkeyPatch) -> None:
         ttl_seconds_after_finished=120,
         image_overrides={"datascience": "registry.example.com/ds:pinned"},
         job_name_prefix="dsml-prod-",
+        extra_pod_labels={"hub.jupyter.org/network-access-hub": "true"},
     )
     assert executor.namespace == "dsml-jobs"
     assert executor.image_for("datascience") == "registry.example.com/ds:pinned"
@@ -270,6 +271,10 @@ def test_settings_come_from_traits(monkeypatch: pytest.MonkeyPatch) -> None:
         "limits": {"cpu": "2"},
     }
     assert job["spec"]["ttlSecondsAfterFinished"] == 120
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels["hub.jupyter.org/network-access-hub"] == "true"
+    assert pod_labels["dsml.io/run-id"] == "7"
+    assert "hub.jupyter.org/network-access-hub" not in job["metadata"]["labels"]
     assert pod["containers"][0]["image"] == "registry.example.com/ds:pinned"
     monkeypatch.delenv("POD_NAMESPACE")
     assert KubernetesExecutor().namespace == "default"
@@ -304,6 +309,8 @@ ROUTES = [
     ("secrets", re.compile(r"/api/v1/namespaces/([^/]+)/secrets(?:/([^/]+))?")),
 ]
 KINDS = {"jobs": ("Job", "batch/v1"), "secrets": ("Secret", "v1")}
+# both merge a patch like `merge` below as long as lists are only set, never merged into
+PATCH_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
 
 
 def merge(target: dict, patch: dict) -> dict:
@@ -397,6 +404,8 @@ class FakeKubernetes:
         if method == "GET":
             return 200, obj
         if method == "PATCH":
+            if content_type not in PATCH_TYPES:
+                return 415, status(415, "UnsupportedMediaType", f"no patch type {content_type}")
             patch = body or {}
             if obj.get("immutable") and ({"data", "stringData"} & set(patch)):
                 return 422, status(422, "Invalid", "field is immutable when `immutable` is set")
@@ -476,7 +485,7 @@ class FakeKubernetes:
             return [r for r in self.requests if (r["method"], r["resource"]) == (method, resource)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def fake_k8s() -> Iterator[FakeKubernetes]:
     fake = FakeKubernetes()
     fake.thread.start()

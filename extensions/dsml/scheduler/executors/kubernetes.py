@@ -27,7 +27,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +132,7 @@ class JobSettings:
     ttl_seconds_after_finished: int = 3600
     run_as_user: int = 1000
     run_as_group: int = 100
+    extra_pod_labels: Mapping[str, str] = field(default_factory=dict)
 
 
 def run_labels(run: Mapping[str, Any]) -> dict[str, str]:
@@ -225,7 +226,10 @@ def build_job_manifest(
         "backoffLimit": 0,  # the scheduler owns retries; a failed pod is a failed run
         "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
         "template": {
-            "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
+            "metadata": {
+                "labels": {**settings.extra_pod_labels, **labels},
+                "annotations": dict(annotations),
+            },
             "spec": pod_spec,
         },
     }
@@ -380,6 +384,11 @@ class KubernetesExecutor(Executor):
     run_as_group = Integer(
         100, config=True, help="GID the worker runs as, also its fsGroup (docker-stacks: 100)."
     )
+    extra_pod_labels = Dict(
+        value_trait=Unicode(),
+        config=True,
+        help="More labels for run pods, e.g. the one a NetworkPolicy lets reach the scheduler.",
+    )
     kubeconfig = Unicode(
         "",
         config=True,
@@ -421,6 +430,7 @@ class KubernetesExecutor(Executor):
             ttl_seconds_after_finished=self.ttl_seconds_after_finished,
             run_as_user=self.run_as_user,
             run_as_group=self.run_as_group,
+            extra_pod_labels=dict(self.extra_pod_labels),
         )
 
     def image_for(self, environment: str) -> str:
@@ -484,7 +494,8 @@ class KubernetesExecutor(Executor):
 
         `_preload_content=False` skips the client's model classes: the JSON is the same in
         every client version, and a Foreground delete answers with the Job itself, which
-        some client versions fail to read as the `V1Status` they expect.
+        kubernetes 37 fails to read as the `V1Status` it expects (a pydantic error raised
+        after the Job was deleted).
         """
         import urllib3
 
@@ -511,13 +522,16 @@ class KubernetesExecutor(Executor):
     # the executor contract
 
     def _warm_up(self) -> None:
-        """Build the client's Job and Secret models once, before the first run needs them.
+        """Import the client's API classes and build its Job and Secret models once.
 
-        kubernetes>=37 checks request bodies with pydantic models built on first use, which
-        takes about a second of CPU; paying it here keeps it off the first run's start.
+        kubernetes>=37 imports its API modules on first use and checks request bodies with
+        pydantic models built on first use: a second or two of CPU that would otherwise land
+        on the first run's start.
         """
         from kubernetes import client
 
+        self._core()  # each imports its API module
+        self._batch()
         sample = {"id": 0, "job_id": 0, "owner": "warm-up", "environment": "warm-up"}
         settings = self.settings()
         for model, manifest in (

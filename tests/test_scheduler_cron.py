@@ -1,0 +1,236 @@
+"""Cron ticks, catch-up, overlap and retention through the real store and run manager.
+
+The manager runs in-process on a temporary SQLite database with an executor subclass that
+records launches instead of starting workers: cron decisions are exercised at chosen clock
+times, and a second manager on the same database plays the restarted service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dsml.scheduler import cron
+from dsml.scheduler.exceptions import BadRequest
+from dsml.scheduler.executors import Executor, Launch
+from dsml.scheduler.runs import RunManager
+from dsml.scheduler.store import Store
+
+NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+
+
+class RecordingExecutor(Executor):
+    """Starts nothing: records launches and reports every worker alive (a paused cluster)."""
+
+    name = "recording"
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.launched: list[int] = []
+
+    async def start(self, run: dict[str, Any], launch: Launch) -> dict[str, Any]:
+        self.launched.append(run["id"])
+        return {"fake": run["id"]}
+
+    async def is_alive(self, run: dict[str, Any]) -> bool:
+        return True
+
+    async def stop(self, run: dict[str, Any]) -> None:
+        return None
+
+
+def make(tmp_path: Path, capacity: int = 10) -> tuple[Store, RunManager, RecordingExecutor]:
+    store = Store(f"sqlite:///{tmp_path / 'scheduler.sqlite'}")
+    store.migrate()
+    executor = RecordingExecutor(capacity=capacity)
+    manager = RunManager(
+        store, executor, tmp_path / "runs", "http://127.0.0.1:1/", grace_seconds=90
+    )
+    return store, manager, executor
+
+
+def add_job(store: Store, schedule: str, now: datetime, **fields: Any) -> dict[str, Any]:
+    base = {
+        "name": fields.pop("name", "job"),
+        "environment": "python-minimal",
+        "schedule": schedule,
+        "timezone": fields.pop("timezone", "UTC"),
+        "parameters": {},
+    }
+    base.update(fields)
+    first = cron.next_tick(schedule, base["timezone"], now)
+    job, _ = store.create_job("ana", base, "nb.ipynb", NOTEBOOK, "0" * 64, {}, first)
+    return job
+
+
+def runs_of(store: Store, job: dict[str, Any]) -> list[dict[str, Any]]:
+    return sorted(store.list_runs(job_id=job["id"], limit=500), key=lambda r: r["id"])
+
+
+T0 = datetime(2026, 11, 22, 8, 0, 30)
+
+
+def test_each_tick_makes_one_run_even_with_two_managers(tmp_path: Path) -> None:
+    store, first, _ = make(tmp_path)
+    job = add_job(store, "* * * * *", T0, overlap="allow", max_concurrent_runs=5)
+    _, second, _ = make(tmp_path)  # a restarted service on the same database
+
+    async def go() -> None:
+        for minute in range(1, 4):
+            now = T0 + timedelta(minutes=minute)
+            await first.fire_due(now)
+            await second.fire_due(now)
+            await first.fire_due(now)
+
+    asyncio.run(go())
+    ticks = [r["scheduled_for"] for r in runs_of(store, job)]
+    assert ticks == ["2026-11-22T08:01:00Z", "2026-11-22T08:02:00Z", "2026-11-22T08:03:00Z"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "run_ticks", "skipped"),
+    [("none", 0, 5), ("latest", 1, 4), ("all", 3, 2)],
+)
+def test_catch_up_after_downtime(tmp_path: Path, policy: str, run_ticks: int, skipped: int) -> None:
+    store, manager, _ = make(tmp_path)
+    job = add_job(
+        store,
+        "*/10 * * * *",
+        T0,
+        catch_up=policy,
+        catch_up_cap=3,
+        overlap="allow",
+        max_concurrent_runs=10,
+    )
+    # the service was down for an hour: five ticks (08:10 to 08:50) were missed
+    asyncio.run(manager.fire_due(T0 + timedelta(minutes=59)))
+    runs = runs_of(store, job)
+    assert sum(r["state"] == "queued" for r in runs) == run_ticks
+    assert sum(r["state"] == "skipped" for r in runs) == skipped
+    assert all(r["message"] for r in runs if r["state"] == "skipped")
+    # the schedule goes on from now
+    assert store.get_job(job["id"])["next_run_at"] == "2026-11-22T09:00:00Z"
+
+
+def test_overlap_skip_records_a_skipped_run(tmp_path: Path) -> None:
+    store, manager, executor = make(tmp_path)
+    job = add_job(store, "* * * * *", T0, overlap="skip")
+
+    async def go() -> None:
+        await manager.tick(T0 + timedelta(minutes=1))  # queued, then started
+        await manager.tick(T0 + timedelta(minutes=2))  # still running: skipped
+
+    asyncio.run(go())
+    states = [r["state"] for r in runs_of(store, job)]
+    assert states == ["starting", "skipped"]
+    assert executor.launched == [runs_of(store, job)[0]["id"]]
+
+
+def test_overlap_queue_waits_for_the_running_one(tmp_path: Path) -> None:
+    store, manager, executor = make(tmp_path)
+    job = add_job(store, "* * * * *", T0, overlap="queue")
+
+    async def go() -> None:
+        await manager.tick(T0 + timedelta(minutes=1))
+        await manager.tick(T0 + timedelta(minutes=2))
+
+    asyncio.run(go())
+    assert [r["state"] for r in runs_of(store, job)] == ["starting", "queued"]
+    assert len(executor.launched) == 1
+
+
+def test_capacity_limits_dispatch(tmp_path: Path) -> None:
+    store, manager, executor = make(tmp_path, capacity=2)
+    jobs = [add_job(store, "* * * * *", T0, name=f"j{i}") for i in range(5)]
+    asyncio.run(manager.tick(T0 + timedelta(minutes=1)))
+    assert len(executor.launched) == 2
+    queued = [r for j in jobs for r in runs_of(store, j) if r["state"] == "queued"]
+    assert len(queued) == 3
+
+
+def test_timezone_schedule_follows_daylight_saving(tmp_path: Path) -> None:
+    before = cron.next_tick("0 9 * * *", "Europe/Paris", datetime(2026, 3, 28, 12, 0))
+    after = cron.next_tick("0 9 * * *", "Europe/Paris", datetime(2026, 3, 29, 12, 0))
+    assert before == datetime(2026, 3, 29, 7, 0)  # 09:00 CEST
+    assert after == datetime(2026, 3, 30, 7, 0)
+    assert cron.next_tick("0 9 * * *", "Europe/Paris", datetime(2026, 1, 10, 12, 0)) == datetime(
+        2026, 1, 11, 8, 0
+    )  # 09:00 CET
+
+
+@pytest.mark.parametrize(
+    ("schedule", "tz", "message"),
+    [
+        ("61 * * * *", "UTC", "is not a valid cron expression"),
+        ("* * *", "UTC", "is not a 5-field cron expression"),
+        ("* * * * *", "Nowhere/City", "is not an IANA timezone"),
+    ],
+)
+def test_bad_schedules(schedule: str, tz: str, message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        cron.check(schedule, tz)
+
+
+def test_reconcile_marks_vanished_workers_lost_and_retries(tmp_path: Path) -> None:
+    store, manager, _ = make(tmp_path)
+    job = add_job(store, "* * * * *", T0, retries=1, retry_backoff_seconds=0)
+
+    class GoneExecutor(RecordingExecutor):
+        async def is_alive(self, run: dict[str, Any]) -> bool:
+            return False
+
+    async def go() -> None:
+        await manager.tick(T0 + timedelta(minutes=1))
+        restarted = RunManager(store, GoneExecutor(), tmp_path / "runs", "http://x/")
+        await restarted.reconcile()
+
+    asyncio.run(go())
+    runs = runs_of(store, job)
+    assert [r["state"] for r in runs] == ["lost", "queued"]
+    assert runs[1]["retry_of"] == runs[0]["id"] and runs[1]["attempt"] == 2
+    events = [e["state"] for e in store.events(runs[0]["id"])]
+    assert events == ["queued", "starting", "lost"]
+
+
+def test_retention_keeps_the_last_n_runs(tmp_path: Path) -> None:
+    store, manager, _ = make(tmp_path)
+    job = add_job(store, "* * * * *", T0, keep_runs=2, overlap="allow", max_concurrent_runs=10)
+
+    async def go() -> None:
+        for _ in range(4):
+            run = store.create_run(job, trigger="manual", parameters={})
+            await manager.finish(run["id"], "cancelled", retry=False)
+
+    asyncio.run(go())
+    assert len(runs_of(store, job)) == 2
+
+
+def test_cursor_pagination_walks_every_run_once(tmp_path: Path) -> None:
+    store, _, _ = make(tmp_path)
+    job = add_job(store, "* * * * *", T0)
+    made = {store.create_run(job, trigger="manual", parameters={})["id"] for _ in range(250)}
+    seen: list[int] = []
+    after = None
+    while True:
+        page = store.list_runs(job_id=job["id"], after=after, limit=100)
+        seen += [r["id"] for r in page]
+        if len(page) < 100:
+            break
+        after = page[-1]["id"]
+    assert len(seen) == 250 and set(seen) == made
+    assert seen == sorted(seen, reverse=True)
+
+
+def test_state_machine_refuses_illegal_moves(tmp_path: Path) -> None:
+    from dsml.scheduler.exceptions import Conflict
+
+    store, _, _ = make(tmp_path)
+    job = add_job(store, "* * * * *", T0)
+    run = store.create_run(job, trigger="manual", parameters={})
+    store.transition(run["id"], "cancelled")
+    with pytest.raises(Conflict, match="is cancelled; it cannot become running"):
+        store.transition(run["id"], "running")
