@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from dsml.exceptions import SettingsError
@@ -146,7 +145,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
+def _describe(error: Any) -> str:
     """Turn a schema error into 'key = value is not allowed: what is allowed'."""
     key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
     schema = error.schema if isinstance(error.schema, dict) else {}
@@ -187,6 +186,8 @@ def validate(data: Any, source: str = "settings") -> dict[str, Any]:
         raise SettingsError(
             f"{source}: expected a mapping of settings, found {type(data).__name__}"
         )
+    import jsonschema  # slow to import (its format checkers); only validation needs it
+
     validator = jsonschema.Draft7Validator(SCHEMA)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:

@@ -6,13 +6,12 @@ import argparse
 import sys
 
 from dsml.exceptions import DsmlError
+from dsml.utils import skip_slow_format_checks
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every command group's subcommands."""
-    # jsonschema imports rfc3987_syntax when it is installed (jupyter-events pulls it in), which
-    # compiles a grammar for 3 s; the CLI checks no IRI formats, so it opts out of that import
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    skip_slow_format_checks()
     from dsml.cli import env, schedule, up, users
 
     parser = argparse.ArgumentParser(

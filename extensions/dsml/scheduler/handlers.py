@@ -698,6 +698,7 @@ class PageHandler(BaseHandler):
             runs=[self.run_links(r) for r in runs],
             prefix=self.app.public_prefix,
             fmt=_fmt_time,
+            names={j["id"]: j["name"] for j in jobs},
             focus=int(run_id) if run_id else None,
         )
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import httpx
 
+from dsml.utils import skip_slow_format_checks
+
 log = logging.getLogger("dsml.worker")
 
 RESULT_RETRIES = 30
@@ -250,6 +252,7 @@ def execute(service: ServiceClient, km: Any, work: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Start the kernel, wait for an assignment, run it, report, shut the kernel down."""
+    skip_slow_format_checks()
     parser = argparse.ArgumentParser(prog="dsml-worker")
     parser.add_argument("--kernel", required=True, help="kernelspec to pre-start")
     args = parser.parse_args(argv)
