@@ -41,6 +41,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class MailSink:
+    """A real SMTP server on loopback that keeps what it receives (for notification tests)."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[dict[str, object]] = []
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append(
+            {"to": list(envelope.rcpt_tos), "data": envelope.content.decode("utf8", "replace")}
+        )
+        return "250 OK"
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+MAIL = MailSink.__new__(MailSink)
+"""The session's mail sink; started by the platform fixture."""
+
+
 def write_settings(path: Path, data_dir: Path, port: int, **extra: object) -> Path:
     """Write a settings file for a test platform; environments come from the shared cache."""
     settings = {
@@ -49,7 +74,13 @@ def write_settings(path: Path, data_dir: Path, port: int, **extra: object) -> Pa
         "environments_dir": str(ENV_CACHE),
         "culler": {"enabled": True, "timeout_seconds": 600, "every_seconds": 60},
         "environments": ENVIRONMENTS,
-        "scheduler": {"capacity": 2, "warm_workers": 1, "max_output_bytes": 2_000_000},
+        "scheduler": {
+            "capacity": 2,
+            "warm_workers": 1,
+            "max_output_bytes": 2_000_000,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": getattr(MAIL, "port", 25),
+        },
     }
     settings.update(extra)
     path.write_text(yaml.safe_dump(settings))
@@ -152,8 +183,12 @@ def running_platform(base: Path, data_dir: Path, port: int | None = None) -> Ite
 def platform(env_datadir: DataDir, tmp_path_factory: pytest.TempPathFactory):
     """One platform for the whole session, started as `make up` starts it."""
     base = tmp_path_factory.mktemp("platform")
-    with running_platform(base, base / "data") as running:
-        yield running
+    MAIL.__init__()
+    try:
+        with running_platform(base, base / "data") as running:
+            yield running
+    finally:
+        MAIL.stop()
 
 
 def hub_token(platform: Platform, name: str) -> str:

@@ -20,8 +20,8 @@ def served_paths() -> set[str]:
             continue  # the page, OAuth callback and metrics are not API
         path = pattern.removeprefix("/api")
         path = path.replace(r"(output\.html|output\.ipynb)", "{output}")
-        names = iter(["{job_id}" if "/jobs/" in path else "{run_id}", "{run_id}"])
-        path = re.sub(r"\(\\d\+\)", lambda _: next(names), path)
+        first = "{job_id}" if path.startswith("/jobs/") else "{run_id}"
+        path = re.sub(r"\(\\d\+\)", first, path, count=1)
         paths.add(path)
     return paths
 

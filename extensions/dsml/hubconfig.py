@@ -121,6 +121,14 @@ def update_spawner(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     c.DsmlLocalSpawner.default_kernel = f"dsml-{spawner['default_environment']}"
     c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
     c.Spawner.default_url = spawner["default_url"]
+    # JupyterLab's Notebook Jobs and `dsml run` call the scheduler with the server's own token
+    c.Spawner.server_token_scopes = [
+        "access:servers!server",
+        "users:activity!user",
+        "read:users:name!user",
+        "read:users:groups!user",
+        f"access:services!service={SCHEDULER_SERVICE}",
+    ]
     # `dsml run` and the JupyterLab scheduler reach the services through the public URL
     c.Spawner.environment = {"DSML_HUB_URL": os.environ.get("DSML_PUBLIC_URL", "")}
     c.Spawner.start_timeout = spawner["start_timeout_seconds"]
@@ -188,6 +196,9 @@ def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
                 "DSML_SCHEDULER_WARM_WORKERS": str(settings["scheduler"]["warm_workers"]),
                 "DSML_SCHEDULER_MAX_OUTPUT_BYTES": str(settings["scheduler"]["max_output_bytes"]),
                 "DSML_PUBLIC_URL": os.environ.get("DSML_PUBLIC_URL", ""),
+                "DSML_SMTP_HOST": settings["scheduler"]["smtp_host"],
+                "DSML_SMTP_PORT": str(settings["scheduler"]["smtp_port"]),
+                "DSML_SMTP_FROM": settings["scheduler"]["smtp_from"],
                 "JUPYTER_PATH": str(datadir.jupyter_data),
             },
         }

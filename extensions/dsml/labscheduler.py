@@ -169,7 +169,13 @@ class ServiceClient:
                 502, f"cannot reach the scheduler service at {self.api_url}: {e}"
             ) from None
         if response.status_code >= 400:
-            raise ServiceError(response.status_code, _message(response))
+            message = _message(response)
+            if response.status_code == 403 and "authentication required" in message:
+                message += (
+                    " (this server's token may not use the scheduler service: the hub must "
+                    "grant it access:services!service=scheduler in Spawner.server_token_scopes)"
+                )
+            raise ServiceError(response.status_code, message)
         return response
 
     async def call(
@@ -675,16 +681,17 @@ class DsmlScheduler(BaseScheduler):
             body["timezone"] = model.timezone
         if model.active is not None:
             body["paused"] = not model.active
-        schema = None
-        if model.input_uri:
+        job = await self._job(job_id) if model.input_uri or model.parameters is not None else {}
+        schema = job.get("parameter_schema")
+        # the edit form sends the definition's own file name back when no new file was dropped
+        # on it: as jupyter-scheduler does, that keeps the snapshot
+        if model.input_uri and os.path.basename(model.input_uri) != job.get("notebook_name"):
             name, notebook = await self._read_input(model.input_uri)
             body.update(notebook=notebook, notebook_name=name)
             if model.parameters is not None:
                 schema = await self._schema(name, notebook)
         if model.parameters is not None:
-            if schema is None:
-                schema = (await self._job(job_id))["parameter_schema"]
-            body["parameters"] = typed_parameters(schema, model.parameters)
+            body["parameters"] = typed_parameters(schema or {}, model.parameters)
         if body:
             await self.client.call("PATCH", f"jobs/{job_id}", body=body)
 

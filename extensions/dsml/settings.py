@@ -80,6 +80,9 @@ SCHEMA: dict[str, Any] = {
                 "capacity": {"type": "integer", "minimum": 1, "maximum": 64},
                 "warm_workers": {"type": "integer", "minimum": 0, "maximum": 8},
                 "max_output_bytes": {"type": "integer", "minimum": 1024},
+                "smtp_host": {"type": "string"},
+                "smtp_port": _port,
+                "smtp_from": {"type": "string", "minLength": 3},
             },
         },
         "environments": {
@@ -115,7 +118,14 @@ DEFAULTS: dict[str, Any] = {
         "every_seconds": 300,
         "max_age_seconds": 0,
     },
-    "scheduler": {"capacity": 2, "warm_workers": 1, "max_output_bytes": 25 * 1024 * 1024},
+    "scheduler": {
+        "capacity": 2,
+        "warm_workers": 1,
+        "max_output_bytes": 25 * 1024 * 1024,
+        "smtp_host": "",
+        "smtp_port": 25,
+        "smtp_from": "dsml-scheduler@localhost",
+    },
     "environments": ["python-minimal", "datascience"],
 }
 """Values used for every key the settings file leaves out."""
