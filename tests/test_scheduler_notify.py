@@ -8,8 +8,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from conftest import MAIL, Platform, free_port
 from test_scheduler_api import NOTEBOOKS, PAPERMILL, Api
+
+from conftest import MAIL, Platform, free_port
 
 
 class Hook(BaseHTTPRequestHandler):

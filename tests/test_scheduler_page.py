@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import Platform
 from test_platform import login
 from test_scheduler_api import NOTEBOOKS, Api
+
+from conftest import Platform
 
 
 def test_page_lists_my_jobs_and_runs_with_live_status(browser, platform: Platform) -> None:
