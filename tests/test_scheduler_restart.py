@@ -40,10 +40,15 @@ def test_kill_9_during_a_run_and_a_due_tick(platform: Platform, tmp_path: Path) 
     marker = tmp_path / "pid"
     long_job = api.create_job(NOTEBOOKS / "writes_marker.ipynb", name="survives restart")
     long_run = api.start(long_job, {"marker": str(marker), "seconds": 25})
+    # a second run, to be cancelled by the restarted service
+    other_marker = tmp_path / "other-pid"
+    other_job = api.create_job(NOTEBOOKS / "writes_marker.ipynb", name="cancelled after restart")
+    other_run = api.start(other_job, {"marker": str(other_marker), "seconds": 300})
     deadline = time.monotonic() + 60
-    while not marker.exists() and time.monotonic() < deadline:
+    while not (marker.exists() and other_marker.exists()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert marker.exists(), "the run never started"
+    assert marker.exists() and other_marker.exists(), "the runs never started"
+    other_kernel = int(other_marker.read_text())
 
     # a cron job whose next tick falls while the service is down
     now = dt.datetime.now(dt.UTC)
@@ -69,6 +74,13 @@ def test_kill_9_during_a_run_and_a_due_tick(platform: Platform, tmp_path: Path) 
                 pass
         assert time.monotonic() - killed_at < 90, "the scheduler was not restarted"
         time.sleep(0.5)
+
+    # a run started by the previous process can be cancelled: worker and kernel are stopped
+    r = api.client.post(f"runs/{other_run['id']}/cancel")
+    assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+    time.sleep(0.5)
+    stat = Path(f"/proc/{other_kernel}/stat")
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
 
     finished = api.wait(long_run, timeout=120)
     assert finished["state"] == "succeeded", finished
