@@ -1,4 +1,4 @@
-"""Password login for the platform, plus two hub API endpoints the platform adds.
+"""Password login for the platform, plus the hub API endpoints the platform adds.
 
 The login itself is jupyterhub-nativeauthenticator (bcrypt hashes in the hub database, lock-out
 after failed attempts, a change-password page). Self sign-up is off: accounts are made by admins
@@ -107,7 +107,14 @@ class DsmlAuthenticator(NativeAuthenticator):
 
     def get_handlers(self, app):  # type: ignore[no-untyped-def]
         """NativeAuthenticator's pages plus the platform's password and health endpoints."""
-        return [
-            (r"/api/dsml/health", HealthAPIHandler),
-            (r"/api/dsml/users/([^/]+)/password", PasswordAPIHandler),
-        ] + super().get_handlers(app)
+        from dsml import envrequests
+
+        envrequests.create_table(self.db)
+        return (
+            envrequests.default_handlers
+            + [
+                (r"/api/dsml/health", HealthAPIHandler),
+                (r"/api/dsml/users/([^/]+)/password", PasswordAPIHandler),
+            ]
+            + super().get_handlers(app)
+        )

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
+import subprocess
 
 from dsml.cli.options import add_location_options, resolve
+from dsml.datadir import DataDir
+from dsml.environments import Environment, find_environment, list_environments
 from dsml.environments import build as env_build
-from dsml.environments import find_environment, list_environments
+from dsml.environments.spec import diff_pins, parse_lock
+from dsml.exceptions import SettingsError
+from dsml.hubclient import HubClient, find_hub_url
+from dsml.hubconfig import ADMIN_TOKEN_SECRET
+from dsml.settings import platform_root
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,11 +25,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     env_sub = parser.add_subparsers(dest="env_command", required=True, metavar="ACTION")
     listing = env_sub.add_parser("list", help="name, description, build status and lock hash")
     listing.add_argument("--json", action="store_true", help="print JSON")
+    show = env_sub.add_parser(
+        "show", help="packages and pinned versions, and what changed since the previous lock"
+    )
+    show.add_argument("name", help="environment name")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    request = env_sub.add_parser("request", help="ask the platform team to add a package")
+    request.add_argument("package", help="package name, optionally with a version: lightgbm>=4")
+    request.add_argument("--env", required=True, help="environment it should be added to")
+    request.add_argument("--reason", default="", help="what you need it for")
+    requests = env_sub.add_parser("requests", help="list package requests (admins: everyone's)")
+    answer = env_sub.add_parser("answer", help="(admins) set a request's status and answer")
+    answer.add_argument("id", type=int)
+    answer.add_argument("--status", required=True, choices=("open", "accepted", "rejected", "done"))
+    answer.add_argument("--answer", default="", help="a note to the requester")
+    for p in (request, requests, answer):
+        p.add_argument("--hub-url", default=None, help="hub URL (default: $DSML_HUB_URL)")
+        p.add_argument("--token", default=None, help="hub API token (default: your token)")
+        p.add_argument("--json", action="store_true", help="print JSON")
     build = env_sub.add_parser("build", help="build an environment's lock into a virtualenv")
     build.add_argument("names", nargs="*", help="environment names (default: all in settings)")
     build.add_argument("--force", action="store_true", help="rebuild even if already built")
     build.add_argument("--quiet", action="store_true", help="hide the installer's output")
-    for p in (listing, build):
+    for p in (listing, show, build, request, requests, answer):
         add_location_options(p)
     parser.set_defaults(func=run)
 
@@ -55,10 +82,138 @@ def run(args: argparse.Namespace) -> int:
                     f"{r['description']}"
                 )
         return 0
+    if args.env_command == "show":
+        return _show(args, datadir)
+    if args.env_command in ("request", "requests", "answer"):
+        return asyncio.run(_requests(args, datadir))
     datadir.ensure()
     names = args.names or settings["environments"]
     for name in names:
         env = find_environment(name)
         env_build.build(env, datadir, force=args.force, quiet=args.quiet)
         print(f"{env.name}: built {env.version}, kernel {env.kernel_name}")
+    return 0
+
+
+def previous_lock(env: Environment, datadir: DataDir) -> tuple[str, dict[str, str]] | None:
+    """(where from, pins) of the lock before the current one.
+
+    The newest other version built in this data dir, else the last different version of the
+    lock file in git history.
+    """
+    base = datadir.environments / env.name
+    built = []
+    if base.is_dir():
+        for folder in base.iterdir():
+            marker, lock = folder / env_build.MARKER, folder / env_build.LOCK_COPY
+            if folder.name != env.version and marker.exists() and lock.exists():
+                built.append((json.loads(marker.read_text()).get("built_at", ""), folder, lock))
+    if built:
+        _, folder, lock = max(built)
+        return f"built version {folder.name}", parse_lock(lock.read_text())
+    rel = env.lock_path.relative_to(platform_root())
+    try:
+        commits = subprocess.run(
+            ["git", "-C", str(platform_root()), "log", "--format=%H", "-n", "50", "--", str(rel)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    current = env.lock_path.read_bytes()
+    for commit in commits:
+        shown = subprocess.run(
+            ["git", "-C", str(platform_root()), "show", f"{commit}:{rel}"], capture_output=True
+        )
+        if shown.returncode == 0 and shown.stdout != current:
+            return f"git {commit[:10]}", parse_lock(shown.stdout.decode())
+    return None
+
+
+def _show(args: argparse.Namespace, datadir: DataDir) -> int:
+    env = find_environment(args.name)
+    state = env_build.status(env, datadir)
+    previous = previous_lock(env, datadir)
+    changes = diff_pins(previous[1], env.packages) if previous else None
+    record = {
+        "name": env.name,
+        "display_name": env.display_name,
+        "description": env.description,
+        "version": env.version,
+        "lock_sha256": env.lock_sha256,
+        "image": env.image_tag,
+        "kernel": env.kernel_name,
+        "status": state.state,
+        "built_versions": list(state.built_versions),
+        "packages": env.packages,
+        "previous": previous[0] if previous else None,
+        "changes": changes,
+    }
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
+    print(f"{env.name}: {env.display_name}")
+    print(f"  {env.description}")
+    print(f"  version {env.version} ({state.state}), lock sha256 {env.lock_sha256}")
+    print(f"  image {env.image_tag}, kernel {env.kernel_name}")
+    if state.built_versions:
+        print(f"  built versions here: {', '.join(state.built_versions)}")
+    print(f"  {len(env.packages)} packages:")
+    for name, version in env.packages.items():
+        print(f"    {name}=={version}")
+    if changes is None:
+        print("  no previous lock to compare with")
+    else:
+        total = sum(len(v) for v in changes.values())
+        print(f"  changes since {previous[0]}: {total}")
+        for kind, rows in changes.items():
+            for row in rows:
+                if "from" in row:
+                    print(f"    {kind:<10} {row['name']} {row['from']} -> {row['to']}")
+                else:
+                    print(f"    {kind:<10} {row['name']} {row['version']}")
+    return 0
+
+
+async def _requests(args: argparse.Namespace, datadir: DataDir) -> int:
+    token = (
+        args.token or os.environ.get("JUPYTERHUB_API_TOKEN") or os.environ.get("DSML_ADMIN_TOKEN")
+    )
+    if not token:
+        admin = datadir.secrets / ADMIN_TOKEN_SECRET
+        if args.env_command != "request" and admin.exists():
+            token = admin.read_text().strip()
+        else:
+            raise SettingsError("no hub API token: pass --token or set JUPYTERHUB_API_TOKEN")
+    async with HubClient(find_hub_url(datadir, args.hub_url), token) as hub:
+        if args.env_command == "request":
+            find_environment(args.env)
+            row = await hub.request(
+                "POST",
+                "dsml/env-requests",
+                {"package": args.package, "environment": args.env, "reason": args.reason},
+            )
+            rows = [row]
+        elif args.env_command == "answer":
+            row = await hub.request(
+                "PATCH",
+                f"dsml/env-requests/{args.id}",
+                {"status": args.status, "answer": args.answer},
+            )
+            rows = [row]
+        else:
+            rows = await hub.request("GET", "dsml/env-requests")
+    if args.json:
+        print(json.dumps(rows if args.env_command == "requests" else rows[0], indent=2))
+        return 0
+    if args.env_command == "request":
+        print(f"request {rows[0]['id']}: {rows[0]['package']} in {rows[0]['environment']} (open)")
+        return 0
+    print(f"{'ID':>4}  {'USER':<14} {'PACKAGE':<24} {'ENV':<15} {'STATUS':<9} ANSWER")
+    for r in rows:
+        print(
+            f"{r['id']:>4}  {r['user']:<14} {r['package']:<24} {r['environment']:<15} "
+            f"{r['status']:<9} {r['answer']}"
+        )
     return 0

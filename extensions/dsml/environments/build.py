@@ -23,6 +23,9 @@ from dsml.datadir import DataDir
 from dsml.environments.spec import Environment
 from dsml.exceptions import EnvironmentBuildError
 
+LOCK_COPY = ".dsml-lock.txt"
+"""The lock a version was built from, kept in its folder."""
+
 MARKER = ".dsml-build.json"
 """File written last into a built environment; its absence means the build did not finish."""
 
@@ -92,9 +95,15 @@ def _run(cmd: list[str], step: str, quiet: bool) -> None:
         raise EnvironmentBuildError(f"{step} failed with exit code {result.returncode}{detail}")
 
 
-def write_kernelspec(env: Environment, prefix: Path, datadir: DataDir) -> Path:
-    """Register `dsml-<name>` so every user server sees a kernel running in `prefix`."""
-    folder = datadir.kernels / env.kernel_name
+def write_kernelspec(
+    env: Environment, prefix: Path, datadir: DataDir, name: str | None = None
+) -> Path:
+    """Register `dsml-<name>` (or `name`) so every user server sees a kernel running in `prefix`."""
+    # the kernel loads the dsml_kernel IPython extension (missing-module help, %pip warning)
+    # from kernel_ext/; extra_extensions adds to, never replaces, extensions users configure
+    from dsml.environments.inventory import catalog_path, write_catalog
+
+    folder = datadir.kernels / (name or env.kernel_name)
     folder.mkdir(parents=True, exist_ok=True)
     spec = {
         "argv": [
@@ -104,11 +113,17 @@ def write_kernelspec(env: Environment, prefix: Path, datadir: DataDir) -> Path:
             "ipykernel_launcher",
             "-f",
             "{connection_file}",
+            "--IPKernelApp.extra_extensions=dsml_kernel",
         ],
         "display_name": env.display_name,
         "language": "python",
         "interrupt_mode": "signal",
-        "env": {"DSML_ENVIRONMENT": env.name, "DSML_ENVIRONMENT_VERSION": env.version},
+        "env": {
+            "DSML_ENVIRONMENT": env.name,
+            "DSML_ENVIRONMENT_VERSION": env.version,
+            "DSML_CATALOG": str(catalog_path(datadir)),
+            "PYTHONPATH": str(Path(__file__).resolve().parent / "kernel_ext"),
+        },
         "metadata": {
             "dsml": {
                 "environment": env.name,
@@ -123,7 +138,14 @@ def write_kernelspec(env: Environment, prefix: Path, datadir: DataDir) -> Path:
     tmp = folder / "kernel.json.tmp"
     tmp.write_text(json.dumps(spec, indent=2) + "\n")
     os.replace(tmp, folder / "kernel.json")
+    write_catalog(datadir)  # here, not in build(): a build found done returns early
     return folder
+
+
+def register(env: Environment, prefix: Path, datadir: DataDir) -> None:
+    """Point `dsml-<name>` at this version and keep `dsml-<name>--<version>` for pinned jobs."""
+    write_kernelspec(env, prefix, datadir)
+    write_kernelspec(env, prefix, datadir, name=f"{env.kernel_name}--{env.version}")
 
 
 def build(
@@ -142,7 +164,7 @@ def build(
     prefix = prefix_for(env, datadir)
     with _locked(datadir.environments / env.name / ".build.lock"):
         if (prefix / MARKER).exists() and not force:
-            write_kernelspec(env, prefix, datadir)
+            register(env, prefix, datadir)
             return prefix
         started = time.monotonic()
         if prefix.exists():
@@ -173,6 +195,8 @@ def build(
             "import check",
             quiet,
         )
+        # keep the lock with the version: `dsml env show` diffs a new lock against it
+        shutil.copyfile(env.lock_path, prefix / LOCK_COPY)
         marker = {
             "name": env.name,
             "version": env.version,
@@ -181,6 +205,6 @@ def build(
             "seconds": round(time.monotonic() - started, 1),
         }
         (prefix / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-        write_kernelspec(env, prefix, datadir)
+        register(env, prefix, datadir)
         log(f"built {env.name} {env.version} in {marker['seconds']} s")
         return prefix

@@ -19,7 +19,13 @@ class CuratedKernelSpecManager(KernelSpecManager):
     def find_kernel_specs(self) -> dict[str, str]:
         """Return {name: resource dir} of the curated kernelspecs only."""
         specs = super().find_kernel_specs()
-        return {name: path for name, path in specs.items() if name.startswith(self.prefix)}
+        # `dsml-NAME--VERSION` kernels exist for jobs pinned to an older version; people get
+        # the current one only
+        return {
+            name: path
+            for name, path in specs.items()
+            if name.startswith(self.prefix) and "--" not in name
+        }
 
     def get_kernel_spec(self, kernel_name: str):  # type: ignore[no-untyped-def]
         """Return a curated kernelspec; any other name is NoSuchKernel."""

@@ -134,3 +134,29 @@ def find_environment(name: str, root: Path | None = None) -> Environment:
         known = ", ".join(e.name for e in list_environments(base)) or "none"
         raise EnvironmentSpecError(f"unknown environment {name!r}; known environments: {known}")
     return Environment.from_folder(path)
+
+
+def diff_pins(old: dict[str, str], new: dict[str, str]) -> dict[str, list[dict[str, str]]]:
+    """What changed between two locks: added, removed, upgraded and downgraded packages."""
+    from packaging.version import InvalidVersion, Version
+
+    changes: dict[str, list[dict[str, str]]] = {
+        "added": [],
+        "removed": [],
+        "upgraded": [],
+        "downgraded": [],
+    }
+    for name in sorted(set(old) | set(new)):
+        if name not in old:
+            changes["added"].append({"name": name, "version": new[name]})
+        elif name not in new:
+            changes["removed"].append({"name": name, "version": old[name]})
+        elif old[name] != new[name]:
+            try:
+                up = Version(new[name]) > Version(old[name])
+            except InvalidVersion:
+                up = new[name] > old[name]
+            changes["upgraded" if up else "downgraded"].append(
+                {"name": name, "from": old[name], "to": new[name]}
+            )
+    return changes

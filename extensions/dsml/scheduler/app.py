@@ -201,6 +201,34 @@ class SchedulerApp(Application):
             return list(self.environments)
         return [e["name"] for e in self.environment_records()]
 
+    def _kernel_metadata(self, name: str) -> dict[str, Any] | None:
+        """The dsml metadata of a kernelspec on JUPYTER_PATH, or None when there is none."""
+        import json
+
+        for base in os.environ.get("JUPYTER_PATH", "").split(os.pathsep):
+            path = Path(base) / "kernels" / name / "kernel.json"
+            if base and path.exists():
+                return json.loads(path.read_text()).get("metadata", {}).get("dsml", {})
+        return None
+
+    def current_version(self, environment: str) -> str | None:
+        """The version the environment's kernel runs now (None when it is not built here)."""
+        meta = self._kernel_metadata(f"dsml-{environment}")
+        return meta.get("version") if meta else None
+
+    def pin_version(self, environment: str, wanted: str) -> str | None:
+        """Resolve 'current' or check a version: it must be built here (BadRequest otherwise)."""
+        from dsml.scheduler.exceptions import BadRequest
+
+        if wanted == "current":
+            return self.current_version(environment)
+        if self._kernel_metadata(f"dsml-{environment}--{wanted}") is None:
+            raise BadRequest(
+                f"environment {environment} has no built version {wanted}; "
+                f"the current one is {self.current_version(environment)}"
+            )
+        return wanted
+
     def environment_records(self) -> list[dict[str, Any]]:
         """Name, display name, description and version of the allowed environments."""
         from dsml.environments import list_environments
@@ -212,6 +240,7 @@ class SchedulerApp(Application):
                 "display_name": e.display_name,
                 "description": e.description,
                 "version": e.version,
+                "current_version": self.current_version(e.name),
                 "kernel": e.kernel_name,
             }
             for e in list_environments()

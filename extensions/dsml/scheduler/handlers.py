@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from tornado.log import app_log
 from dsml.scheduler import cron, params
 from dsml.scheduler.exceptions import BadRequest, Forbidden, NotFound, SchedulerError, TooLarge
 from dsml.scheduler.models import CATCH_UP, OVERLAP, utcnow
+from dsml.scheduler.runs import kernel_name
 from dsml.scheduler.store import JOB_FIELDS, hash_token
 from dsml.settings import LAB_GROUPS
 
@@ -222,6 +224,14 @@ def check_job_fields(
                 f"use one of {', '.join(environments)}"
             )
         out["environment"] = env
+    if "environment_version" in data:
+        version = data["environment_version"]
+        if not isinstance(version, str) or not re.fullmatch(r"current|[0-9a-f]{12}", version):
+            raise BadRequest(
+                "environment_version must be 'current' or a 12-digit version "
+                f"(see GET /api/environments), got {version!r}"
+            )
+        out["environment_version"] = version
     if "schedule" in data:
         out["schedule"] = data["schedule"] or None
     if "timezone" in data:
@@ -323,6 +333,9 @@ class JobsHandler(BaseHandler):
         name, text, sha, nb = _notebook_from(data, self.app.max_notebook_bytes)
         schema = await self.app.run_blocking(params.infer_schema, nb)
         fields["parameters"] = params.validate(schema, data.get("parameters"))
+        fields["environment_version"] = self.app.pin_version(
+            fields["environment"], fields.get("environment_version", "current")
+        )
         fields.setdefault("timezone", "UTC")
         next_run = (
             cron.next_tick(fields["schedule"], fields["timezone"], utcnow())
@@ -638,7 +651,7 @@ class WorkerInputHandler(WorkerHandler):
                 "notebook": version["notebook"],
                 "parameters": run["parameters"],
                 "scheduled_for": scheduled,
-                "kernel_name": f"dsml-{run['environment']}",
+                "kernel_name": kernel_name(run["environment"], run["environment_version"]),
                 "cell_timeout_seconds": job["cell_timeout_seconds"],
                 "max_output_bytes": self.app.max_output_bytes,
             }

@@ -69,6 +69,8 @@ class Job(Base):
     name: Mapped[str] = mapped_column(String(255))
     version: Mapped[int] = mapped_column(Integer, default=1)
     environment: Mapped[str] = mapped_column(String(64))
+    # the environment version (lock hash prefix) runs use until the owner moves the job on
+    environment_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     schedule: Mapped[str | None] = mapped_column(String(255), nullable=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     catch_up: Mapped[str] = mapped_column(String(16), default="latest")
@@ -130,6 +132,7 @@ class Run(Base):
     not_before: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     environment: Mapped[str] = mapped_column(String(64))
+    environment_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

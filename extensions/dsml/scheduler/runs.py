@@ -36,6 +36,11 @@ from dsml.scheduler.store import Store, hash_token
 log = logging.getLogger("dsml.scheduler")
 
 
+def kernel_name(environment: str, version: str | None) -> str:
+    """The kernelspec of an environment version (`dsml-NAME--VERSION`), or its current one."""
+    return f"dsml-{environment}--{version}" if version else f"dsml-{environment}"
+
+
 class RunManager:
     """Owns the scheduler loop and every run state change."""
 
@@ -188,7 +193,7 @@ class RunManager:
             run_id=run["id"],
             token=token,
             service_url=self.service_url,
-            kernel_name=f"dsml-{run['environment']}",
+            kernel_name=kernel_name(run["environment"], run["environment_version"]),
             environment=run["environment"],
         )
         try:
@@ -314,7 +319,12 @@ class RunManager:
         )
         await self.store.run(
             self.store.create_run,
-            {**job, "version": run["job_version"], "environment": run["environment"]},
+            {
+                **job,
+                "version": run["job_version"],
+                "environment": run["environment"],
+                "environment_version": run["environment_version"],
+            },
             trigger="retry",
             parameters=run["parameters"],
             scheduled_for=scheduled,

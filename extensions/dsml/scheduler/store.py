@@ -44,6 +44,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 JOB_FIELDS = (
     "name",
     "environment",
+    "environment_version",
     "schedule",
     "timezone",
     "catch_up",
@@ -102,6 +103,7 @@ def run_dict(run: Run) -> dict[str, Any]:
         "not_before": _iso(run.not_before),
         "parameters": run.parameters,
         "environment": run.environment,
+        "environment_version": run.environment_version,
         "created_at": _iso(run.created_at),
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
@@ -421,6 +423,7 @@ class Store:
                 not_before=not_before,
                 parameters=parameters,
                 environment=job["environment"],
+                environment_version=job.get("environment_version"),
                 created_at=now,
                 finished_at=now if state in FINAL_STATES else None,
                 message=message,

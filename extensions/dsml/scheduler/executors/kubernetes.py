@@ -433,13 +433,15 @@ class KubernetesExecutor(Executor):
             extra_pod_labels=dict(self.extra_pod_labels),
         )
 
-    def image_for(self, environment: str) -> str:
-        """The image of `environment`: its override, else its `<image>:<lock hash>` tag."""
+    def image_for(self, environment: str, version: str | None = None) -> str:
+        """The image of `environment`: its override, else `<image>:<version>` (default: the
+        current lock's version; a job pinned to an older version keeps that version's image)."""
         if environment in self.image_overrides:
             return self.image_overrides[environment]
         from dsml.environments import find_environment
 
-        return find_environment(environment).image_tag
+        env = find_environment(environment)
+        return f"{env.image}:{version}" if version else env.image_tag
 
     def load_configuration(self) -> Any:
         """The client Configuration: the given one, in-cluster config, or the kubeconfig."""
@@ -559,7 +561,7 @@ class KubernetesExecutor(Executor):
 
     def _start(self, run: dict[str, Any], launch: Launch) -> dict[str, Any]:
         settings = self.settings()
-        image = self.image_for(run["environment"])
+        image = self.image_for(run["environment"], run.get("environment_version"))
         job = build_job_manifest(
             run,
             image=image,
