@@ -24,8 +24,7 @@ CELLS = [
     "model = LogisticRegression(max_iter=500).fit(X, y)",
     "print(model.predict_proba(X[:3]).round(6))",
     "print('accuracy', round(model.score(X, y), 6))",
-    "import matplotlib.pyplot as plt\n"
-    "plt.plot([1, 2, 3], [3, 1, 2])\nplt.show()",
+    "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [3, 1, 2])\nplt.show()",
     "print('rows', len(X))",
 ]
 
