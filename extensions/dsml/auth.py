@@ -106,12 +106,13 @@ class DsmlAuthenticator(NativeAuthenticator):
     )
 
     def get_handlers(self, app):  # type: ignore[no-untyped-def]
-        """NativeAuthenticator's pages plus the platform's password and health endpoints."""
-        from dsml import envrequests
+        """NativeAuthenticator's pages plus the platform's pages and API endpoints."""
+        from dsml import envcatalog, envrequests
 
         envrequests.create_table(self.db)
         return (
             envrequests.default_handlers
+            + envcatalog.default_handlers
             + [
                 (r"/api/dsml/health", HealthAPIHandler),
                 (r"/api/dsml/users/([^/]+)/password", PasswordAPIHandler),

@@ -6,17 +6,16 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 
 from dsml.cli.options import add_location_options, resolve
 from dsml.datadir import DataDir
-from dsml.environments import Environment, find_environment, list_environments
 from dsml.environments import build as env_build
-from dsml.environments.spec import diff_pins, parse_lock
+from dsml.environments import find_environment, list_environments
+from dsml.environments.history import previous_lock
+from dsml.environments.spec import diff_pins
 from dsml.exceptions import SettingsError
 from dsml.hubclient import HubClient, find_hub_url
 from dsml.hubconfig import ADMIN_TOKEN_SECRET
-from dsml.settings import platform_root
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -93,42 +92,6 @@ def run(args: argparse.Namespace) -> int:
         env_build.build(env, datadir, force=args.force, quiet=args.quiet)
         print(f"{env.name}: built {env.version}, kernel {env.kernel_name}")
     return 0
-
-
-def previous_lock(env: Environment, datadir: DataDir) -> tuple[str, dict[str, str]] | None:
-    """(where from, pins) of the lock before the current one.
-
-    The newest other version built in this data dir, else the last different version of the
-    lock file in git history.
-    """
-    base = datadir.environments / env.name
-    built = []
-    if base.is_dir():
-        for folder in base.iterdir():
-            marker, lock = folder / env_build.MARKER, folder / env_build.LOCK_COPY
-            if folder.name != env.version and marker.exists() and lock.exists():
-                built.append((json.loads(marker.read_text()).get("built_at", ""), folder, lock))
-    if built:
-        _, folder, lock = max(built)
-        return f"built version {folder.name}", parse_lock(lock.read_text())
-    rel = env.lock_path.relative_to(platform_root())
-    try:
-        commits = subprocess.run(
-            ["git", "-C", str(platform_root()), "log", "--format=%H", "-n", "50", "--", str(rel)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    current = env.lock_path.read_bytes()
-    for commit in commits:
-        shown = subprocess.run(
-            ["git", "-C", str(platform_root()), "show", f"{commit}:{rel}"], capture_output=True
-        )
-        if shown.returncode == 0 and shown.stdout != current:
-            return f"git {commit[:10]}", parse_lock(shown.stdout.decode())
-    return None
 
 
 def _show(args: argparse.Namespace, datadir: DataDir) -> int:
