@@ -12,35 +12,13 @@ from typing import Any
 from jupyterhub.handlers.base import BaseHandler
 from tornado import web
 
-from dsml.environments import build as env_build
 from dsml.environments import list_environments
-from dsml.environments.history import previous_lock
-from dsml.environments.spec import diff_pins
+from dsml.environments.history import describe
 
 
 def catalog(datadir: Any) -> list[dict[str, Any]]:
     """Every curated environment with its pins, build state and changes since the last lock."""
-    rows = []
-    for env in list_environments():
-        previous = previous_lock(env, datadir)
-        state = env_build.status(env, datadir)
-        rows.append(
-            {
-                "name": env.name,
-                "display_name": env.display_name,
-                "description": env.description,
-                "version": env.version,
-                "lock_sha256": env.lock_sha256,
-                "image": env.image_tag,
-                "kernel": env.kernel_name,
-                "status": state.state,
-                "built_versions": state.built_versions,
-                "packages": env.packages,
-                "previous": previous[0] if previous else None,
-                "changes": diff_pins(previous[1], env.packages) if previous else None,
-            }
-        )
-    return rows
+    return [describe(env, datadir) for env in list_environments()]
 
 
 class EnvironmentsPageHandler(BaseHandler):

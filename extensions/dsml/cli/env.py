@@ -11,8 +11,7 @@ from dsml.cli.options import add_location_options, resolve
 from dsml.datadir import DataDir
 from dsml.environments import build as env_build
 from dsml.environments import find_environment, list_environments
-from dsml.environments.history import previous_lock
-from dsml.environments.spec import diff_pins
+from dsml.environments.history import describe
 from dsml.exceptions import SettingsError
 from dsml.hubclient import HubClient, find_hub_url
 from dsml.hubconfig import ADMIN_TOKEN_SECRET
@@ -96,32 +95,17 @@ def run(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace, datadir: DataDir) -> int:
     env = find_environment(args.name)
-    state = env_build.status(env, datadir)
-    previous = previous_lock(env, datadir)
-    changes = diff_pins(previous[1], env.packages) if previous else None
-    record = {
-        "name": env.name,
-        "display_name": env.display_name,
-        "description": env.description,
-        "version": env.version,
-        "lock_sha256": env.lock_sha256,
-        "image": env.image_tag,
-        "kernel": env.kernel_name,
-        "status": state.state,
-        "built_versions": list(state.built_versions),
-        "packages": env.packages,
-        "previous": previous[0] if previous else None,
-        "changes": changes,
-    }
+    record = describe(env, datadir)
+    changes = record["changes"]
     if args.json:
         print(json.dumps(record, indent=2))
         return 0
     print(f"{env.name}: {env.display_name}")
     print(f"  {env.description}")
-    print(f"  version {env.version} ({state.state}), lock sha256 {env.lock_sha256}")
+    print(f"  version {env.version} ({record['status']}), lock sha256 {env.lock_sha256}")
     print(f"  image {env.image_tag}, kernel {env.kernel_name}")
-    if state.built_versions:
-        print(f"  built versions here: {', '.join(state.built_versions)}")
+    if record["built_versions"]:
+        print(f"  built versions here: {', '.join(record['built_versions'])}")
     print(f"  {len(env.packages)} packages:")
     for name, version in env.packages.items():
         print(f"    {name}=={version}")
@@ -129,7 +113,7 @@ def _show(args: argparse.Namespace, datadir: DataDir) -> int:
         print("  no previous lock to compare with")
     else:
         total = sum(len(v) for v in changes.values())
-        print(f"  changes since {previous[0]}: {total}")
+        print(f"  changes since {record['previous']}: {total}")
         for kind, rows in changes.items():
             for row in rows:
                 if "from" in row:

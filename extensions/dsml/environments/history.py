@@ -1,4 +1,4 @@
-"""Which lock came before the current one of an environment, to say what changed."""
+"""An environment's history: the lock before the current one, and what changed since."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 
 from dsml.datadir import DataDir
 from dsml.environments import build as env_build
-from dsml.environments.spec import Environment, parse_lock
+from dsml.environments.spec import Environment, diff_pins, parse_lock
 from dsml.settings import platform_root
 
 
@@ -48,3 +48,23 @@ def previous_lock(env: Environment, datadir: DataDir) -> tuple[str, dict[str, st
         if shown.returncode == 0 and shown.stdout != current:
             return f"git {commit[:10]}", parse_lock(shown.stdout.decode())
     return None
+
+
+def describe(env: Environment, datadir: DataDir) -> dict:
+    """The catalog record of an environment: pins, versions, build state, changes."""
+    state = env_build.status(env, datadir)
+    previous = previous_lock(env, datadir)
+    return {
+        "name": env.name,
+        "display_name": env.display_name,
+        "description": env.description,
+        "version": env.version,
+        "lock_sha256": env.lock_sha256,
+        "image": env.image_tag,
+        "kernel": env.kernel_name,
+        "status": state.state,
+        "built_versions": list(state.built_versions),
+        "packages": env.packages,
+        "previous": previous[0] if previous else None,
+        "changes": diff_pins(previous[1], env.packages) if previous else None,
+    }
