@@ -50,7 +50,12 @@ class DsmlLocalSpawner(SimpleLocalProcessSpawner):
             "--SchedulerApp.job_files_manager_class=dsml.labscheduler.DsmlJobFilesManager",
             # jupyter-scheduler creates its tables at start: keep them in memory, not in $HOME
             "--SchedulerApp.db_url=sqlite://",
+            # `dsml check` for the open notebook (the JupyterLab status bar item calls it)
+            "--ServerApp.jpserver_extensions=dsml.labcheck=True",
         ]
+        # the endpoint checks against the settings the hub runs with (`dsml up` resolves them)
+        if os.environ.get("DSML_SETTINGS_JSON"):
+            args.append(f"--DsmlCheck.settings_file={os.environ['DSML_SETTINGS_JSON']}")
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             args.append("--allow-root")
         return args
