@@ -56,6 +56,12 @@ class DsmlLocalSpawner(SimpleLocalProcessSpawner):
         # the endpoint checks against the settings the hub runs with (`dsml up` resolves them)
         if os.environ.get("DSML_SETTINGS_JSON"):
             args.append(f"--DsmlCheck.settings_file={os.environ['DSML_SETTINGS_JSON']}")
+        # its status bar item, prebuilt in the source tree: an editable install (`make`) does
+        # not copy pyproject's data-files to share/jupyter/labextensions, so point JupyterLab at it
+        source = Path(__file__).resolve().parents[1]
+        labextensions = source / "labextension" / "dsml_env_check" / "labextension"
+        if labextensions.is_dir():
+            args.append(f"--LabApp.extra_labextensions_path={labextensions}")
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             args.append("--allow-root")
         return args
