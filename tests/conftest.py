@@ -7,6 +7,7 @@ test fails.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -32,6 +33,14 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 ENV_CACHE = Path(os.environ.get("DSML_TEST_ENV_CACHE", ROOT / ".dsml-test" / "envs"))
 ENVIRONMENTS = ["python-minimal", "datascience"]
 DSML = [sys.executable, "-m", "dsml"]
+
+
+def run_async(coro):  # type: ignore[no-untyped-def]
+    """asyncio.run on a thread of its own: Playwright's sync API keeps a loop on the main one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def free_port() -> int:

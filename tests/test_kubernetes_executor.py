@@ -8,7 +8,6 @@ Jobs and Secrets in a dict and answers the way the real API server does for the 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import itertools
@@ -40,6 +39,8 @@ from dsml.scheduler.executors.kubernetes import (
     build_secret_manifest,
     label_value,
 )
+
+from conftest import run_async
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENTS = ["python-minimal", "datascience"]
@@ -501,7 +502,7 @@ def executor(fake_k8s: FakeKubernetes) -> Iterator[KubernetesExecutor]:
         k8s_configuration=configuration, namespace="dsml-test", request_timeout_seconds=5
     )
     yield executor
-    asyncio.run(executor.shutdown())
+    run_async(executor.shutdown())
 
 
 def test_start_is_alive_stop(fake_k8s: FakeKubernetes, executor: KubernetesExecutor) -> None:
@@ -562,7 +563,7 @@ def test_start_is_alive_stop(fake_k8s: FakeKubernetes, executor: KubernetesExecu
         await executor.stop(stored)  # gone already: no error
         await executor.stop({**run, "executor_ref": None})  # found by name; gone: no error
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_failed_job_and_replaced_job_are_not_alive(
@@ -580,7 +581,7 @@ def test_failed_job_and_replaced_job_are_not_alive(
         assert await executor.is_alive(stored) is False
         await executor.stop(stored)
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_api_errors_are_one_line_and_clean_up(
@@ -616,7 +617,7 @@ def test_api_errors_are_one_line_and_clean_up(
         await executor.stop(stored)
         assert fake_k8s.get("jobs", "dsml-test", "dsml-run-103") is None
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_unreachable_api_server_is_a_one_line_error() -> None:
@@ -638,7 +639,7 @@ def test_unreachable_api_server_is_a_one_line_error() -> None:
             )
         await executor.shutdown()
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_kubeconfig_is_loaded_lazily(
@@ -648,7 +649,7 @@ def test_kubeconfig_is_loaded_lazily(
     monkeypatch.delenv("KUBECONFIG", raising=False)
     missing = KubernetesExecutor(kubeconfig=str(tmp_path / "nope"))  # constructing needs none
     with pytest.raises(SchedulerError, match="no Kubernetes configuration") as e:
-        asyncio.run(missing.prepare([]))
+        run_async(missing.prepare([]))
     assert "\n" not in str(e.value) and str(tmp_path / "nope") in str(e.value)
 
     kubeconfig = tmp_path / "kubeconfig"
@@ -680,4 +681,4 @@ def test_kubeconfig_is_loaded_lazily(
         await executor.stop({**run, "executor_ref": ref})
         await executor.shutdown()
 
-    asyncio.run(scenario())
+    run_async(scenario())

@@ -41,9 +41,16 @@ def executed(env_datadir: DataDir, tmp_path_factory: pytest.TempPathFactory) -> 
         },
     )
     nbformat.write(nb, source)
+    before = os.environ.get("JUPYTER_PATH")
     os.environ["JUPYTER_PATH"] = str(env_datadir.jupyter_data)
-    out = folder / "unchanged.ipynb"
-    papermill.execute_notebook(str(source), str(out), progress_bar=False, cwd=str(folder))
+    try:
+        out = folder / "unchanged.ipynb"
+        papermill.execute_notebook(str(source), str(out), progress_bar=False, cwd=str(folder))
+    finally:
+        if before is None:
+            os.environ.pop("JUPYTER_PATH", None)
+        else:
+            os.environ["JUPYTER_PATH"] = before
     return out
 
 

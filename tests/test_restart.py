@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import httpx
+from test_scheduler_api import NOTEBOOKS, Api
 
 from conftest import DSML, DataDir, running_platform
 
@@ -44,6 +46,12 @@ def test_restart_keeps_users_groups_files_and_sessions(env_datadir: DataDir, tmp
         note.parent.mkdir(parents=True, exist_ok=True)
         note.write_text("kept")
         secrets_before = {p.name: p.read_text() for p in first.datadir.secrets.iterdir()}
+        # a run in progress when the platform stops: Ctrl-C stops its worker too
+        api = Api(first, "scientist")
+        job = api.create_job(NOTEBOOKS / "sleeps.ipynb", name="interrupted", retries=1)
+        run = api.start(job, {"seconds": 300})
+        while api.client.get(f"runs/{run['id']}").json()["state"] != "running":
+            time.sleep(0.2)
 
     with running_platform(tmp_path / "second", data) as second:
         assert second.datadir.demo_users.read_text() == demo_before
@@ -63,3 +71,13 @@ def test_restart_keeps_users_groups_files_and_sessions(env_datadir: DataDir, tmp
             timeout=30,
         ).json()
         assert set(admin["users"]) == {"newcomer", "erin"}
+        # the interrupted run ended as lost, and is retried per the job's policy
+        api = Api(second, "scientist")
+        interrupted = api.client.get(f"runs/{run['id']}").json()
+        assert interrupted["state"] == "lost"
+        assert interrupted["message"] == "the scheduler was stopped while the run was going"
+        runs = api.client.get(f"jobs/{job['id']}/runs").json()["runs"]
+        assert any(r["retry_of"] == run["id"] and r["attempt"] == 2 for r in runs)
+        for r in runs:
+            if r["state"] in ("queued", "starting", "running"):
+                api.client.post(f"runs/{r['id']}/cancel")

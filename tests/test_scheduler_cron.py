@@ -7,8 +7,6 @@ times, and a second manager on the same database plays the restarted service.
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,12 +19,7 @@ from dsml.scheduler.executors import Executor, Launch
 from dsml.scheduler.runs import RunManager
 from dsml.scheduler.store import Store
 
-
-def run(coro: Any) -> Any:
-    """asyncio.run on a thread of its own: Playwright's sync API keeps a loop on this one."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
+from conftest import run_async
 
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
 
@@ -94,7 +87,7 @@ def test_each_tick_makes_one_run_even_with_two_managers(tmp_path: Path) -> None:
             await second.fire_due(now)
             await first.fire_due(now)
 
-    run(go())
+    run_async(go())
     ticks = [r["scheduled_for"] for r in runs_of(store, job)]
     assert ticks == ["2026-11-22T08:01:00Z", "2026-11-22T08:02:00Z", "2026-11-22T08:03:00Z"]
 
@@ -115,7 +108,7 @@ def test_catch_up_after_downtime(tmp_path: Path, policy: str, run_ticks: int, sk
         max_concurrent_runs=10,
     )
     # the service was down for an hour: five ticks (08:10 to 08:50) were missed
-    run(manager.fire_due(T0 + timedelta(minutes=59)))
+    run_async(manager.fire_due(T0 + timedelta(minutes=59)))
     runs = runs_of(store, job)
     assert sum(r["state"] == "queued" for r in runs) == run_ticks
     assert sum(r["state"] == "skipped" for r in runs) == skipped
@@ -132,7 +125,7 @@ def test_overlap_skip_records_a_skipped_run(tmp_path: Path) -> None:
         await manager.tick(T0 + timedelta(minutes=1))  # queued, then started
         await manager.tick(T0 + timedelta(minutes=2))  # still running: skipped
 
-    run(go())
+    run_async(go())
     states = [r["state"] for r in runs_of(store, job)]
     assert states == ["starting", "skipped"]
     assert executor.launched == [runs_of(store, job)[0]["id"]]
@@ -146,7 +139,7 @@ def test_overlap_queue_waits_for_the_running_one(tmp_path: Path) -> None:
         await manager.tick(T0 + timedelta(minutes=1))
         await manager.tick(T0 + timedelta(minutes=2))
 
-    run(go())
+    run_async(go())
     assert [r["state"] for r in runs_of(store, job)] == ["starting", "queued"]
     assert len(executor.launched) == 1
 
@@ -154,7 +147,7 @@ def test_overlap_queue_waits_for_the_running_one(tmp_path: Path) -> None:
 def test_capacity_limits_dispatch(tmp_path: Path) -> None:
     store, manager, executor = make(tmp_path, capacity=2)
     jobs = [add_job(store, "* * * * *", T0, name=f"j{i}") for i in range(5)]
-    run(manager.tick(T0 + timedelta(minutes=1)))
+    run_async(manager.tick(T0 + timedelta(minutes=1)))
     assert len(executor.launched) == 2
     queued = [r for j in jobs for r in runs_of(store, j) if r["state"] == "queued"]
     assert len(queued) == 3
@@ -196,7 +189,7 @@ def test_reconcile_marks_vanished_workers_lost_and_retries(tmp_path: Path) -> No
         restarted = RunManager(store, GoneExecutor(), tmp_path / "runs", "http://x/")
         await restarted.reconcile()
 
-    run(go())
+    run_async(go())
     runs = runs_of(store, job)
     assert [r["state"] for r in runs] == ["lost", "queued"]
     assert runs[1]["retry_of"] == runs[0]["id"] and runs[1]["attempt"] == 2
@@ -213,7 +206,7 @@ def test_retention_keeps_the_last_n_runs(tmp_path: Path) -> None:
             run = store.create_run(job, trigger="manual", parameters={})
             await manager.finish(run["id"], "cancelled", retry=False)
 
-    run(go())
+    run_async(go())
     assert len(runs_of(store, job)) == 2
 
 

@@ -288,6 +288,7 @@ class SchedulerApp(Application):
         self.log.info("dsml scheduler stopping")
         server.stop()
         await self.manager.stop()
+        await self.manager.stop_active()
         await self.executor_obj.shutdown()
         self.store.close()
 

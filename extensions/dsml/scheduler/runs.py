@@ -77,13 +77,30 @@ class RunManager:
         self._task = asyncio.ensure_future(self._loop())
 
     async def stop(self) -> None:
-        """Stop the loop (running workers keep going and report to the next process)."""
+        """Stop the loop. After a crash, running workers keep going and report to the next
+        process; a graceful stop (the platform is shutting down) stops them, see stop_active."""
         if self._task:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
+
+    async def stop_active(self) -> None:
+        """Stop every running worker and record its run as lost (retried per the job's policy):
+        when the platform stops, nothing it started may keep running."""
+        active = [r for r in await self.store.run(self.store.active_runs) if r["state"] != QUEUED]
+        await asyncio.gather(*(self.executor.stop(r) for r in active), return_exceptions=True)
+        for run in active:
+            try:
+                await self.finish(
+                    run["id"],
+                    LOST,
+                    failure_kind="infra",
+                    message="the scheduler was stopped while the run was going",
+                )
+            except Conflict:
+                pass  # it reported its result meanwhile
 
     def wake(self) -> None:
         """Run a loop iteration now (a run was queued)."""

@@ -103,6 +103,20 @@ def start_kernel(kernel_name: str, cwd: str):  # type: ignore[no-untyped-def]
     return km
 
 
+def same_kernel(wanted: str, started: str) -> bool:
+    """Whether two kernelspec names run the same command (`dsml-NAME` is the current version,
+    `dsml-NAME--VERSION` a pinned one: the same kernel while that version is current)."""
+    if wanted == started:
+        return True
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = KernelSpecManager()
+    try:
+        return manager.get_kernel_spec(wanted).argv == manager.get_kernel_spec(started).argv
+    except NoSuchKernel:
+        return False
+
+
 def stop_kernel(km) -> None:  # type: ignore[no-untyped-def]
     """Shut a kernel down now (Papermill leaves a kernel it was given running)."""
     from jupyter_core.utils import run_sync
@@ -281,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         service = ServiceClient(
             assignment["service_url"], assignment["run_id"], assignment["token"]
         )
-        if assignment["kernel_name"] != args.kernel:
+        if not same_kernel(assignment["kernel_name"], args.kernel):
             stop_kernel(km)
             km = start_kernel(assignment["kernel_name"], str(work))
         payload = execute(service, km, work)
