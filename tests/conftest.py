@@ -151,6 +151,8 @@ def running_platform(base: Path, data_dir: Path, port: int | None = None) -> Ite
             start_new_session=True,
             cwd=base,
         )
+    # a relative data dir is relative to where `dsml up` runs, as for a person
+    data_dir = data_dir if data_dir.is_absolute() else base / data_dir
     datadir = DataDir(data_dir, environments_dir=str(ENV_CACHE))
     url = f"http://127.0.0.1:{port}"
     problems: list[str] = []

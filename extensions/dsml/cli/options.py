@@ -22,4 +22,10 @@ def add_location_options(parser: argparse.ArgumentParser) -> None:
 def resolve(args: argparse.Namespace, **overrides: Any) -> tuple[dict[str, Any], DataDir]:
     """Load the settings with the command's overrides; return them and their data dir."""
     settings = settings_mod.load(args.settings, data_dir=args.data_dir, **overrides)
-    return settings, DataDir(settings["data_dir"], settings.get("environments_dir"))
+    datadir = DataDir(settings["data_dir"], settings.get("environments_dir"))
+    # relative paths mean "from where the command runs": pin them before anything else
+    # (the hub, its services) reads the settings from another working directory
+    settings["data_dir"] = str(datadir.root)
+    if settings.get("environments_dir"):
+        settings["environments_dir"] = str(datadir.environments)
+    return settings, datadir
