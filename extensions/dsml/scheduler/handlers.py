@@ -12,6 +12,7 @@ import hmac
 import json
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated, UserNotAllowed
@@ -520,6 +521,10 @@ class OutputHandler(BaseHandler):
         """Serve output.ipynb or output.html (404 when the run kept none)."""
         run, _job = await self.run_for(int(run_id))
         path = self.app.outputs / str(run["id"]) / what
+        notebook = path.with_name("output.ipynb")
+        if what == "output.html" and not path.exists() and notebook.exists():
+            # the worker's render has not arrived (or failed): render it here, once
+            await self.app.run_blocking(render_to, notebook, path)
         if not path.exists():
             raise NotFound(
                 f"run {run_id} has no {what} ({run['state']}: {run['message'] or 'no output'})"
@@ -669,6 +674,24 @@ class WorkerProgressHandler(WorkerHandler):
         self.finish({"state": run["state"]})
 
 
+class WorkerHtmlHandler(WorkerHandler):
+    """POST: the HTML render of the executed notebook (sent right after the result)."""
+
+    async def post(self, run_id: str) -> None:
+        """Store output.html of the run."""
+        rid = int(run_id)
+        await self.authorize(rid)
+        if len(self.request.body) > self.app.max_output_bytes:
+            raise TooLarge(f"html is over the {self.app.max_output_bytes:,} byte output limit")
+        folder = self.app.outputs / str(rid)
+        if not (folder / "output.ipynb").exists():
+            raise NotFound(f"run {rid} kept no notebook to go with this HTML")
+        tmp = folder / "output.html.tmp"
+        tmp.write_bytes(self.request.body)
+        tmp.replace(folder / "output.html")
+        self.finish({"stored": True})
+
+
 class WorkerResultHandler(WorkerHandler):
     """POST: the outcome, the executed notebook and its HTML."""
 
@@ -685,6 +708,17 @@ class WorkerResultHandler(WorkerHandler):
                 raise TooLarge(f"{key} is over the {self.app.max_output_bytes:,} byte output limit")
         run = await self.app.manager.report_result(rid, body)
         self.finish({"state": run["state"]})
+
+
+def render_to(notebook: Path, html: Path) -> None:
+    """Render an executed notebook to standalone HTML next to it."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(notebook, 4))
+    tmp = html.with_suffix(".html.tmp")
+    tmp.write_text(body)
+    tmp.replace(html)
 
 
 def _fmt_time(value: str | None) -> str:
@@ -740,4 +774,5 @@ def default_handlers(prefix: str) -> list[tuple[str, type, dict[str, Any]] | tup
         (rf"{p}/api/worker/runs/(\d+)", WorkerInputHandler),
         (rf"{p}/api/worker/runs/(\d+)/progress", WorkerProgressHandler),
         (rf"{p}/api/worker/runs/(\d+)/result", WorkerResultHandler),
+        (rf"{p}/api/worker/runs/(\d+)/html", WorkerHtmlHandler),
     ]

@@ -53,6 +53,13 @@ class ServiceClient:
             return True  # the service may be restarting; progress is best effort
         return r.status_code != 409
 
+    def html(self, text: str) -> None:
+        """Upload the HTML render of the executed notebook (after the result)."""
+        try:
+            self.client.post(self.base + "/html", content=text.encode())
+        except httpx.HTTPError as e:
+            log.warning("uploading the HTML failed: %s", e)
+
     def result(self, payload: dict[str, Any]) -> None:
         """Post the outcome, retrying while the service is unreachable."""
         for attempt in range(RESULT_RETRIES):
@@ -257,10 +264,6 @@ def execute(service: ServiceClient, km: Any, work: Path) -> dict[str, Any]:
             payload["notebook"] = nb_text
             if payload.get("error") and payload["error"].get("cell_index") is None:
                 payload["error"]["cell_index"] = _failing_cell(json.loads(nb_text))
-            try:
-                payload["html"] = render_html(output)
-            except Exception as e:  # noqa: BLE001 - a render failure must not lose the run
-                log.warning("HTML render failed: %s", e)
     return payload
 
 
@@ -299,7 +302,16 @@ def main(argv: list[str] | None = None) -> int:
             stop_kernel(km)
             km = start_kernel(assignment["kernel_name"], str(work))
         payload = execute(service, km, work)
+        # the run ends now; its HTML render follows (the service renders on demand meanwhile)
         service.result(payload)
+        stop_kernel(km)
+        km = None
+        output = next(work.glob("output-*.ipynb"), None)
+        if "notebook" in payload and output is not None:
+            try:
+                service.html(render_html(output))
+            except Exception as e:  # noqa: BLE001 - the service can still render it itself
+                log.warning("HTML render failed: %s", e)
         return 0
     except KeyboardInterrupt:
         return 130
