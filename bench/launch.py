@@ -1,0 +1,224 @@
+"""Start and stop what the benchmarks measure: the platform (`dsml up`) and the peers' virtualenvs.
+
+The platform is started the way a person starts it, `python -m dsml up --demo --settings FILE`,
+on a free loopback port with a data dir in a temporary folder; curated environments come from
+the shared build cache (.dsml-test/envs), so nothing is rebuilt. Stopping sends Ctrl-C to the
+platform's process group and then kills whatever is still running below the data dir.
+
+The peers get their own virtualenvs under bench/.venvs/ (gitignored), installed with uv from
+the package index, so their dependency sets are theirs, not the platform's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+VENVS = BENCH / ".venvs"
+ENV_CACHE = Path(os.environ.get("DSML_TEST_ENV_CACHE", ROOT / ".dsml-test" / "envs"))
+ENVIRONMENTS = ["python-minimal", "datascience"]
+UV = Path(sys.executable).parent / "uv"
+
+Progress = Callable[[str], None]
+
+
+def progress(message: str) -> None:
+    """Write one progress line to stderr (stdout is kept for the results)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Platform:
+    """A running platform: its URL, data dir and the demo accounts' passwords."""
+
+    url: str
+    data_dir: Path
+    users: dict[str, dict[str, str]]
+    log: Path
+    capacity: int
+
+    @property
+    def jupyter_path(self) -> Path:
+        """The JUPYTER_PATH entry holding the curated kernelspecs (dsml-python-minimal, ...)."""
+        return self.data_dir / "share" / "jupyter"
+
+    @property
+    def scheduler_db_url(self) -> str:
+        """SQLAlchemy URL of the scheduler service's database."""
+        return f"sqlite:///{self.data_dir / 'scheduler' / 'scheduler.sqlite'}"
+
+    @property
+    def workers_log(self) -> Path:
+        """The local executor's log of every worker (timestamped lines)."""
+        return self.data_dir / "scheduler" / "logs" / "workers.log"
+
+    def user_token(self, name: str) -> str:
+        """Log `name` in through the login form and ask the hub for an API token."""
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            client.get("/hub/login")
+            r = client.post(
+                "/hub/login",
+                data={
+                    "username": name,
+                    "password": self.users[name]["password"],
+                    "_xsrf": client.cookies.get("_xsrf"),
+                },
+            )
+            if r.status_code != 302:
+                raise RuntimeError(f"login as {name} failed: HTTP {r.status_code} {r.text[:200]}")
+            r = client.post(
+                f"/hub/api/users/{name}/tokens",
+                json={"note": "bench"},
+                headers={"X-XSRFToken": client.cookies.get("_xsrf") or ""},
+            )
+            if r.status_code != 201:
+                raise RuntimeError(f"token for {name} refused: HTTP {r.status_code} {r.text[:200]}")
+            return r.json()["token"]
+
+
+def write_settings(path: Path, data_dir: Path, port: int, capacity: int, warm: int) -> Path:
+    """A settings file for a benchmark platform (the test suite's, with our scheduler keys)."""
+    settings = {
+        "hub": {"ip": "127.0.0.1", "port": port},
+        "data_dir": str(data_dir),
+        "environments_dir": str(ENV_CACHE),
+        # the culler cannot be disabled today (the hub then refuses its role); keep it idle
+        "culler": {"enabled": True, "timeout_seconds": 3600, "every_seconds": 600},
+        "environments": ENVIRONMENTS,
+        "scheduler": {"capacity": capacity, "warm_workers": warm},
+    }
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def _processes_under(folder: Path) -> list[int]:
+    """Pids whose working directory is inside `folder` (what the platform left behind)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if cwd == folder or folder in cwd.parents:
+            pids.append(int(entry.name))
+    return pids
+
+
+@contextlib.contextmanager
+def running_platform(
+    base: Path, capacity: int, warm_workers: int = 1, say: Progress = progress
+) -> Iterator[Platform]:
+    """Run `dsml up --demo` in `base` until the block ends, also on error or Ctrl-C."""
+    base.mkdir(parents=True, exist_ok=True)
+    data_dir = base / "data"
+    port = free_port()
+    settings = write_settings(base / "settings.yaml", data_dir, port, capacity, warm_workers)
+    log = base / "dsml-up.log"
+    say(f"starting the platform (scheduler capacity {capacity}) on port {port} in {base}")
+    started = time.monotonic()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dsml", "up", "--demo", "--settings", str(settings)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # our Ctrl-C does not reach it; we stop it in order
+            cwd=base,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while "the platform is up" not in log.read_text():
+            if proc.poll() is not None:
+                raise RuntimeError(f"dsml up exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"dsml up not ready in 240 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        users = {u["name"]: u for u in json.loads((data_dir / "demo-users.json").read_text())}
+        platform = Platform(
+            url=f"http://127.0.0.1:{port}",
+            data_dir=data_dir,
+            users=users,
+            log=log,
+            capacity=capacity,
+        )
+        _wait_scheduler(platform)
+        say(f"platform up in {time.monotonic() - started:.1f} s")
+        yield platform
+    finally:
+        say("stopping the platform")
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in its terminal does
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for pid in _processes_under(data_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _wait_scheduler(platform: Platform, timeout: float = 60) -> None:
+    """Wait until the scheduler service answers its health check through the proxy."""
+    deadline = time.monotonic() + timeout
+    url = platform.url + "/services/scheduler/api/health"
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"the scheduler service did not answer {url} within {timeout:.0f} s")
+
+
+def ensure_venv(name: str, requirement: str, say: Progress = progress) -> Path:
+    """A virtualenv bench/.venvs/NAME with `requirement` installed; returns its python."""
+    venv = VENVS / name
+    python = venv / "bin" / "python"
+    marker = venv / ".bench-requirement"
+    if python.exists() and marker.exists() and marker.read_text() == requirement:
+        return python
+    say(f"installing {requirement} into {venv.relative_to(ROOT)} (its own virtualenv)")
+    if not python.exists():
+        subprocess.run(
+            [str(UV), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True
+        )
+    subprocess.run(
+        [str(UV), "pip", "install", "--quiet", "--python", str(python), requirement], check=True
+    )
+    marker.write_text(requirement)
+    return python
+
+
+def installed_version(python: Path, distribution: str) -> str:
+    """The version of `distribution` installed for `python`."""
+    out = subprocess.run(
+        [str(python), "-c", f"import importlib.metadata as m; print(m.version({distribution!r}))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()

@@ -1,0 +1,161 @@
+"""Run the benchmarks and print a summary table: `make bench` (or `.venv/bin/python bench/run.py`).
+
+Everything the benchmarks need is started here and stopped at the end, also on an error or
+Ctrl-C: platforms (`dsml up` on a free port, data in a temporary folder), the peers'
+virtualenvs under bench/.venvs/ (installed once), their processes. Progress goes to stderr,
+the summary to stdout, and every raw figure to bench/results/<date>-<time>.json.
+
+    .venv/bin/python bench/run.py                 # everything, about 12 minutes
+    .venv/bin/python bench/run.py --quick         # fewer iterations, no cron scale test
+    .venv/bin/python bench/run.py --only latency  # one benchmark (or a comma-separated list)
+    .venv/bin/python bench/run.py --report bench/results/<file>.json   # print a saved run again
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform as pyplatform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import scheduler
+from launch import BENCH, ROOT, progress
+
+CHOICES = {"scheduler": set(scheduler.NAMES), **{name: {name} for name in scheduler.NAMES}}
+"""What --only accepts: a benchmark's name, or `scheduler` for all of the scheduler's."""
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures come from: CPU, cores, memory, load, Python, the repository revision."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kb = 0
+    revision = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    # the code measured is the working tree: say when it differs from the commit
+    changed = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "extensions", "hub_config"],
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    if revision and changed:
+        revision += f" + uncommitted changes in {len(changed)} file(s)"
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "load_1min": round(os.getloadavg()[0], 2),
+        "python": pyplatform.python_version(),
+        "revision": revision or "unknown",
+    }
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description="dsml-platform benchmarks against the peers")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer iterations; skip the cron scale test"
+    )
+    parser.add_argument(
+        "--only",
+        default=None,
+        metavar="NAME[,NAME]",
+        help=f"run only these: {', '.join(CHOICES)}",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary folder (logs, data dirs)"
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="print the summary of a saved bench/results/*.json again; run nothing",
+    )
+    args = parser.parse_args(argv)
+    if args.only:
+        unknown = [n for n in args.only.split(",") if n not in CHOICES]
+        if unknown:
+            parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {list(CHOICES)}")
+    return args
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so every `finally` stops what it started
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected benchmarks, print the summary, save the raw figures."""
+    args = parse(argv)
+    if args.report:
+        print_summary(json.loads(args.report.read_text()), args.report)
+        return 0
+    signal.signal(signal.SIGTERM, _terminate)
+    # a shell starting us in the background ignores SIGINT for us: take Ctrl-C back
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    only: set[str] = set()
+    for name in (args.only or "scheduler").split(","):
+        only |= CHOICES[name]
+    opts = scheduler.Options.quick() if args.quick else scheduler.Options()
+    skip = {"scale"} if args.quick and not (args.only and "scale" in args.only) else set()
+    info = machine()
+    work = Path(tempfile.mkdtemp(prefix="dsml-bench-"))
+    progress(f"working in {work}; {info['cores']} cores, load {info['load_1min']}")
+    started = time.monotonic()
+    try:
+        results = scheduler.run(opts, only, work, progress, skip=skip)
+    except KeyboardInterrupt:
+        progress("interrupted: everything started has been stopped")
+        return 130
+    finally:
+        if args.keep:
+            progress(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    info["minutes"] = round((time.monotonic() - started) / 60, 1)
+    results["machine"] = info
+    out_dir = BENCH / "results"
+    out_dir.mkdir(exist_ok=True)
+    out = out_dir / f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print_summary(results, out)
+    return 0
+
+
+def print_summary(results: dict[str, Any], source: Path) -> None:
+    """The summary table on stdout: where and when it was measured, then every benchmark."""
+    info = results["machine"]
+    print(
+        f"# dsml-platform benchmarks, {info['date']}, rev {info['revision']}: {info['cpu']}, "
+        f"{info['cores']} cores, {info['memory_gb']} GB, load at start {info['load_1min']}, "
+        f"took {info['minutes']} min"
+    )
+    print()
+    for line in scheduler.report(results):
+        print(line)
+    shown = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
+    print(f"raw figures: {shown}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
