@@ -135,38 +135,9 @@ class RunManager:
             to_run, to_skip = cron.plan_ticks(
                 due, now, job["catch_up"], job["catch_up_cap"], self.grace_seconds
             )
-            for tick in to_skip:
-                await self.store.run(
-                    self.store.create_run,
-                    job,
-                    trigger="cron",
-                    parameters=job["parameters"],
-                    scheduled_for=tick,
-                    state=SKIPPED,
-                    message="missed while the scheduler was down (catch_up policy)",
-                )
-            for tick in to_run:
-                busy = await self.store.run(self.store.has_active_run, job["id"])
-                if busy and job["overlap"] == "skip":
-                    await self.store.run(
-                        self.store.create_run,
-                        job,
-                        trigger="cron",
-                        parameters=job["parameters"],
-                        scheduled_for=tick,
-                        state=SKIPPED,
-                        message="the previous run was still going (overlap: skip)",
-                    )
-                    continue
-                await self.store.run(
-                    self.store.create_run,
-                    job,
-                    trigger="cron",
-                    parameters=job["parameters"],
-                    scheduled_for=tick,
-                )
             nxt = cron.next_tick(job["schedule"], job["timezone"], max(now, start))
-            await self.store.run(self.store.update_job, job["id"], {}, None, nxt)
+            # one database round trip per job: 200 jobs due at once must not queue up
+            await self.store.run(self.store.fire_ticks, job, to_run, to_skip, nxt)
 
     # dispatch
 

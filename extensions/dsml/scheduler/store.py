@@ -28,6 +28,7 @@ from dsml.scheduler.models import (
     FINAL_STATES,
     QUEUED,
     RUNNING,
+    SKIPPED,
     STARTING,
     TRANSITIONS,
     IdempotencyKey,
@@ -443,6 +444,69 @@ class Store:
                 )
             s.commit()
             return run_dict(run)
+
+    def fire_ticks(
+        self,
+        job: dict[str, Any],
+        run_ticks: list[datetime],
+        skip_ticks: list[datetime],
+        next_run_at: datetime,
+    ) -> int:
+        """Record a job's due cron ticks in one transaction; returns how many runs it queued.
+
+        Missed ticks become `skipped` records; a tick while a run of the job is active is
+        `skipped` too when the job's overlap is "skip". A tick recorded before (a restarted
+        service) is left as it is. Then the job's next run time moves on.
+        """
+        queued = 0
+        with Session(self.engine) as s:
+            busy = bool(
+                s.scalar(
+                    select(func.count(Run.id)).where(
+                        Run.job_id == job["id"], Run.state.in_(ACTIVE_STATES)
+                    )
+                )
+            )
+            plan = [
+                (t, SKIPPED, "missed while the scheduler was down (catch_up policy)")
+                for t in skip_ticks
+            ]
+            for tick in run_ticks:
+                if busy and job["overlap"] == "skip":
+                    plan.append((tick, SKIPPED, "the previous run was still going (overlap: skip)"))
+                else:
+                    plan.append((tick, QUEUED, None))
+                    busy = True
+            for tick, state, message in plan:
+                now = utcnow()
+                try:
+                    with s.begin_nested():
+                        run = Run(
+                            job_id=job["id"],
+                            job_version=job["version"],
+                            owner=job["owner"],
+                            state=state,
+                            trigger="cron",
+                            scheduled_for=tick,
+                            attempt=1,
+                            parameters=job["parameters"],
+                            environment=job["environment"],
+                            environment_version=job.get("environment_version"),
+                            created_at=now,
+                            finished_at=now if state in FINAL_STATES else None,
+                            message=message,
+                        )
+                        s.add(run)
+                        s.flush()
+                        s.add(RunEvent(run_id=run.id, state=state, at=now, message=message))
+                except IntegrityError:
+                    continue  # this tick was recorded before
+                queued += state == QUEUED
+            row = s.get(Job, job["id"])
+            if row is not None:
+                row.next_run_at = next_run_at
+            s.commit()
+        return queued
 
     def get_run(self, run_id: int) -> dict[str, Any]:
         """One run, or NotFound."""
