@@ -235,3 +235,17 @@ def test_state_machine_refuses_illegal_moves(tmp_path: Path) -> None:
     store.transition(run["id"], "cancelled")
     with pytest.raises(Conflict, match="is cancelled; it cannot become running"):
         store.transition(run["id"], "running")
+
+
+def test_pausing_cancels_runs_that_have_not_started(tmp_path: Path) -> None:
+    store, manager, _ = make(tmp_path, capacity=1)
+    busy = add_job(store, "* * * * *", T0, name="busy")
+    paused = add_job(store, "* * * * *", T0, name="paused")
+
+    async def go() -> int:
+        await manager.tick(T0 + timedelta(minutes=1))  # one starts, the other waits
+        return await manager.cancel_queued(paused["id"], "the job was paused")
+
+    assert run_async(go()) == 1
+    assert [r["state"] for r in runs_of(store, paused)] == ["cancelled"]
+    assert runs_of(store, busy)[0]["state"] == "starting"

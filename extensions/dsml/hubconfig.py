@@ -165,13 +165,16 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
             "scopes": ["read:users:groups"],
             "services": [SCHEDULER_SERVICE],
         },
-        {
-            "name": "idle-culler",
-            "description": "Stops servers that have been idle too long.",
-            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-            "services": ["idle-culler"],
-        },
     ]
+    if settings["culler"]["enabled"]:
+        c.JupyterHub.load_roles.append(
+            {
+                "name": "idle-culler",
+                "description": "Stops servers that have been idle too long.",
+                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+                "services": ["idle-culler"],
+            }
+        )
 
 
 def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:

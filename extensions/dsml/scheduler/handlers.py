@@ -402,6 +402,10 @@ class JobHandler(BaseHandler):
                 cron.check(schedule, timezone)
             next_run = cron.next_tick(schedule, timezone, utcnow()) if schedule else None
         updated = await self.store.run(self.store.update_job, job["id"], fields, notebook, next_run)
+        if fields.get("paused") is True:
+            await self.manager.cancel_queued(
+                job["id"], "the job was paused before this run started"
+            )
         self.write_json(updated)
 
     async def delete(self, job_id: str) -> None:

@@ -258,6 +258,18 @@ class RunManager:
             await self.executor.stop(run)
         return await self.finish(run_id, CANCELLED, message="cancelled by request", retry=False)
 
+    async def cancel_queued(self, job_id: int, message: str) -> int:
+        """Cancel a job's runs that have not started (a paused job starts nothing new)."""
+        queued = await self.store.run(
+            self.store.list_runs, job_id=job_id, states=(QUEUED,), limit=10_000
+        )
+        for run in queued:
+            try:
+                await self.finish(run["id"], CANCELLED, message=message, retry=False)
+            except Conflict:
+                pass  # started meanwhile
+        return len(queued)
+
     async def finish(
         self,
         run_id: int,

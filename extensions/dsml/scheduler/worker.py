@@ -99,15 +99,24 @@ def start_kernel(kernel_name: str, cwd: str):  # type: ignore[no-untyped-def]
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
-    km = AsyncKernelManager(kernel_name=kernel_name)
-    run_sync(km.start_kernel)(cwd=cwd)
-    kc = km.client()
-    kc.start_channels()
-    try:
-        run_sync(kc.wait_for_ready)(timeout=120)
-    finally:
-        kc.stop_channels()
-    return km
+    last: Exception | None = None
+    # a kernel can lose the race for its ports (ZMQError: address in use) and never answer:
+    # give each try a bounded wait and start a fresh kernel instead of waiting it out
+    for _attempt in range(3):
+        km = AsyncKernelManager(kernel_name=kernel_name)
+        run_sync(km.start_kernel)(cwd=cwd)
+        kc = km.client()
+        kc.start_channels()
+        try:
+            run_sync(kc.wait_for_ready)(timeout=40)
+            return km
+        except (RuntimeError, TimeoutError) as e:
+            last = e
+            log.warning("kernel %s did not become ready (%s); starting another", kernel_name, e)
+            stop_kernel(km)
+        finally:
+            kc.stop_channels()
+    raise RuntimeError(f"kernel {kernel_name} did not start: {last}")
 
 
 def same_kernel(wanted: str, started: str) -> bool:
@@ -170,10 +179,16 @@ _exporter = None
 def warm_up() -> None:
     """Import Papermill and build the HTML exporter before a run arrives (a pool worker's job)."""
     global _exporter
+    import nbformat
     import papermill  # noqa: F401
     from nbconvert import HTMLExporter
 
     _exporter = HTMLExporter(template_name="lab")
+    # the first validation and render compile schemas and highlighting rules: pay that here,
+    # before a run arrives, not after it
+    tiny = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nbformat.validate(tiny)
+    _exporter.from_notebook_node(tiny)
 
 
 def render_html(path: Path) -> str:
