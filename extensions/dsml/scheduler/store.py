@@ -411,31 +411,22 @@ class Store:
                     existing = s.get(Run, found)
                     if existing is not None:
                         return run_dict(existing)
-            now = utcnow()
-            run = Run(
-                job_id=job["id"],
-                job_version=job["version"],
-                owner=job["owner"],
-                state=state,
-                trigger=trigger,
-                scheduled_for=scheduled_for,
-                attempt=attempt,
-                retry_of=retry_of,
-                not_before=not_before,
-                parameters=parameters,
-                environment=job["environment"],
-                environment_version=job.get("environment_version"),
-                created_at=now,
-                finished_at=now if state in FINAL_STATES else None,
-                message=message,
-            )
-            s.add(run)
             try:
-                s.flush()
+                run = _add_run(
+                    s,
+                    job,
+                    state=state,
+                    trigger=trigger,
+                    scheduled_for=scheduled_for,
+                    attempt=attempt,
+                    retry_of=retry_of,
+                    not_before=not_before,
+                    parameters=parameters,
+                    message=message,
+                )
             except IntegrityError:
                 s.rollback()
                 return None
-            s.add(RunEvent(run_id=run.id, state=state, at=now, message=message))
             if idempotency_key:
                 s.add(
                     IdempotencyKey(
@@ -478,27 +469,17 @@ class Store:
                     plan.append((tick, QUEUED, None))
                     busy = True
             for tick, state, message in plan:
-                now = utcnow()
                 try:
                     with s.begin_nested():
-                        run = Run(
-                            job_id=job["id"],
-                            job_version=job["version"],
-                            owner=job["owner"],
+                        _add_run(
+                            s,
+                            job,
                             state=state,
                             trigger="cron",
                             scheduled_for=tick,
-                            attempt=1,
                             parameters=job["parameters"],
-                            environment=job["environment"],
-                            environment_version=job.get("environment_version"),
-                            created_at=now,
-                            finished_at=now if state in FINAL_STATES else None,
                             message=message,
                         )
-                        s.add(run)
-                        s.flush()
-                        s.add(RunEvent(run_id=run.id, state=state, at=now, message=message))
                 except IntegrityError:
                     continue  # this tick was recorded before
                 queued += state == QUEUED
@@ -667,6 +648,44 @@ class Store:
                 .order_by(Run.id)
             ).all()
             return [run_dict(r) for r in rows]
+
+
+def _add_run(
+    s: Session,
+    job: dict[str, Any],
+    *,
+    state: str,
+    trigger: str,
+    parameters: dict[str, Any],
+    scheduled_for: datetime | None = None,
+    attempt: int = 1,
+    retry_of: int | None = None,
+    not_before: datetime | None = None,
+    message: str | None = None,
+) -> Run:
+    """Insert a run of `job` and its first event; IntegrityError when the tick exists."""
+    now = utcnow()
+    run = Run(
+        job_id=job["id"],
+        job_version=job["version"],
+        owner=job["owner"],
+        state=state,
+        trigger=trigger,
+        scheduled_for=scheduled_for,
+        attempt=attempt,
+        retry_of=retry_of,
+        not_before=not_before,
+        parameters=parameters,
+        environment=job["environment"],
+        environment_version=job.get("environment_version"),
+        created_at=now,
+        finished_at=now if state in FINAL_STATES else None,
+        message=message,
+    )
+    s.add(run)
+    s.flush()
+    s.add(RunEvent(run_id=run.id, state=state, at=now, message=message))
+    return run
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
