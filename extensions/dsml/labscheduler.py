@@ -429,6 +429,22 @@ class DsmlScheduler(BaseScheduler):
             raise ServiceError(400, f"{input_uri} is not a notebook (no cells)")
         return os.path.basename(input_uri), notebook
 
+    async def _snapshot(self, model: Any, verb: str) -> tuple[str, Any, dict[str, Any]]:
+        """The input notebook's name and content, and the model's parameters typed by it."""
+        if model.package_input_folder:
+            raise ServiceError(
+                400,
+                f"{verb} with the input folder is not supported: the scheduler snapshots the "
+                "notebook only; read other files from shared storage",
+            )
+        name, notebook = await self._read_input(model.input_uri)
+        parameters = (
+            typed_parameters(await self._schema(name, notebook), model.parameters)
+            if model.parameters
+            else {}
+        )
+        return name, notebook, parameters
+
     async def _read_input(self, input_uri: str) -> tuple[str, dict[str, Any]]:
         return await asyncio.to_thread(self._input, input_uri)
 
@@ -509,18 +525,7 @@ class DsmlScheduler(BaseScheduler):
             return await self.create_job_from_definition(
                 model.job_definition_id, CreateJobFromDefinition(parameters=model.parameters)
             )
-        if model.package_input_folder:
-            raise ServiceError(
-                400,
-                "running with the input folder is not supported: the scheduler snapshots the "
-                "notebook only; read other files from shared storage",
-            )
-        name, notebook = await self._read_input(model.input_uri)
-        parameters = (
-            typed_parameters(await self._schema(name, notebook), model.parameters)
-            if model.parameters
-            else {}
-        )
+        name, notebook, parameters = await self._snapshot(model, "running")
         body = {
             "name": model.name + AD_HOC_SUFFIX,
             "notebook": notebook,
@@ -638,18 +643,7 @@ class DsmlScheduler(BaseScheduler):
         self, model: CreateJobDefinition
     ) -> str:
         """Snapshot the notebook into a new scheduled service job."""
-        if model.package_input_folder:
-            raise ServiceError(
-                400,
-                "scheduling with the input folder is not supported: the scheduler snapshots the "
-                "notebook only; read other files from shared storage",
-            )
-        name, notebook = await self._read_input(model.input_uri)
-        parameters = (
-            typed_parameters(await self._schema(name, notebook), model.parameters)
-            if model.parameters
-            else {}
-        )
+        name, notebook, parameters = await self._snapshot(model, "scheduling")
         body: dict[str, Any] = {
             "name": model.name,
             "notebook": notebook,
