@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dsml.homes import seed_home
+from dsml.hub.homes import seed_home
 
 
 def make_source(root: Path, files: dict[str, str]) -> Path:

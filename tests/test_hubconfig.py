@@ -6,7 +6,8 @@ from pathlib import Path
 
 from traitlets.config import Config
 
-from dsml import hubconfig, settings
+from dsml import settings
+from dsml.hub import config as hubconfig
 
 
 def config_for(tmp_path: Path, **overrides: object) -> Config:

@@ -27,8 +27,8 @@ class EnvironmentsPageHandler(BaseHandler):
     @web.authenticated
     async def get(self) -> None:
         """Render the page."""
-        from dsml import hubconfig
         from dsml.envrequests import EnvRequest
+        from dsml.hub import config as hubconfig
 
         datadir = hubconfig.datadir_for(hubconfig.load_settings())
         environments = await asyncio.to_thread(catalog, datadir)

@@ -16,46 +16,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from dsml.exceptions import HubError, SettingsError
+from dsml.client import SCHEDULER, Client, scheduler_client, service_api
+from dsml.exceptions import SettingsError
 
 ACTIVE = ("queued", "starting", "running")
 
 
-class SchedulerClient:
-    """Synchronous client of `<hub>/services/scheduler/api/` (the CLI waits anyway)."""
-
-    def __init__(self, hub_url: str, token: str):
-        self.hub_url = hub_url.rstrip("/")
-        self.base = self.hub_url + "/services/scheduler"
-        self.client = httpx.Client(
-            base_url=self.base + "/api/",
-            headers={"Authorization": f"token {token}"},
-            timeout=60,
-        )
-
-    def call(self, method: str, path: str, body: Any = None, headers: dict | None = None) -> Any:
-        """Call the API; raise HubError with the service's message on an error status."""
-        try:
-            r = self.client.request(method, path, json=body, headers=headers)
-        except httpx.HTTPError as e:
-            raise HubError(f"cannot reach the scheduler at {self.base}: {e}") from None
-        if r.status_code >= 400:
-            try:
-                message = r.json().get("message", r.text)
-            except ValueError:
-                message = r.text.strip()[:300] or r.reason_phrase
-            if r.status_code == 403 and "authentication required" in message:
-                message += " (pass --token or set JUPYTERHUB_API_TOKEN)"
-            err = HubError(f"HTTP {r.status_code}: {message}")
-            err.status = r.status_code  # type: ignore[attr-defined]
-            raise err
-        return r.json() if r.content else None
-
-    def absolute(self, url: str | None) -> str | None:
-        """An API link made absolute (the API returns paths)."""
-        return self.hub_url + url if url and url.startswith("/") else url
+def absolute(client: Client, url: str | None) -> str | None:
+    """An API link made absolute (the API returns paths below the platform's URL)."""
+    base = client.base_url.split(service_api(SCHEDULER))[0]
+    return base + url if url and url.startswith("/") else url
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -117,13 +87,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cancel.set_defaults(func=run_cancel)
 
 
-def client_for(args: argparse.Namespace) -> SchedulerClient:
-    """The API client from flags or the environment."""
+def client_for(args: argparse.Namespace) -> Client:
+    """The scheduler API client from flags or the environment."""
     hub = args.hub_url or os.environ.get("DSML_HUB_URL") or "http://127.0.0.1:8000"
     token = args.token or os.environ.get("JUPYTERHUB_API_TOKEN")
     if not token:
         raise SettingsError("no hub API token: pass --token or set JUPYTERHUB_API_TOKEN")
-    return SchedulerClient(hub, token)
+    return scheduler_client(hub, token, hint_403=" (pass --token or set JUPYTERHUB_API_TOKEN)")
 
 
 def _read_notebook(path: str) -> tuple[str, dict[str, Any]]:
@@ -150,9 +120,7 @@ def _environment(args: argparse.Namespace, nb: dict[str, Any]) -> str:
     return "datascience"
 
 
-def _parameters(
-    client: SchedulerClient, name: str, nb: dict[str, Any], raw: list[str]
-) -> dict[str, Any]:
+def _parameters(client: Client, name: str, nb: dict[str, Any], raw: list[str]) -> dict[str, Any]:
     """-p NAME=VALUE pairs, each read by the declared type of the notebook's parameter."""
     if not raw:
         return {}
@@ -172,7 +140,7 @@ def _parameters(
     return values
 
 
-def _find_job(client: SchedulerClient, name: str) -> dict[str, Any] | None:
+def _find_job(client: Client, name: str) -> dict[str, Any] | None:
     cursor = None
     while True:
         page = client.call("GET", "jobs" + (f"?cursor={cursor}" if cursor else ""))
@@ -184,7 +152,7 @@ def _find_job(client: SchedulerClient, name: str) -> dict[str, Any] | None:
             return None
 
 
-def _upsert(client: SchedulerClient, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def _upsert(client: Client, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Create the job, or update the one with that name (a new notebook is a new version)."""
     existing = _find_job(client, body["name"])
     if existing is None:
@@ -241,7 +209,7 @@ def _bar(run: dict[str, Any], started: float) -> str:
     )
 
 
-def run_record(client: SchedulerClient, run: dict[str, Any]) -> dict[str, Any]:
+def run_record(client: Client, run: dict[str, Any]) -> dict[str, Any]:
     """What `dsml run --json` prints: the final run record with absolute output URLs."""
     error = run.get("error") or {}
     return {
@@ -254,13 +222,13 @@ def run_record(client: SchedulerClient, run: dict[str, Any]) -> dict[str, Any]:
         "error_name": error.get("name"),
         "error_value": error.get("value"),
         "message": run.get("message"),
-        "notebook_url": client.absolute(run["urls"]["notebook"]),
-        "html_url": client.absolute(run["urls"]["html"]),
-        "page_url": client.absolute(run["urls"]["page"]),
+        "notebook_url": absolute(client, run["urls"]["notebook"]),
+        "html_url": absolute(client, run["urls"]["html"]),
+        "page_url": absolute(client, run["urls"]["page"]),
     }
 
 
-def wait_for(client: SchedulerClient, run: dict[str, Any], show: bool) -> dict[str, Any]:
+def wait_for(client: Client, run: dict[str, Any], show: bool) -> dict[str, Any]:
     """Poll the run until it ends (following retries), drawing a progress bar on stderr."""
     started = time.monotonic()
     tty = show and sys.stderr.isatty()
@@ -279,7 +247,7 @@ def wait_for(client: SchedulerClient, run: dict[str, Any], show: bool) -> dict[s
     return run
 
 
-def _retry_of(client: SchedulerClient, run: dict[str, Any]) -> dict[str, Any] | None:
+def _retry_of(client: Client, run: dict[str, Any]) -> dict[str, Any] | None:
     if run["state"] not in ("failed", "lost", "timed_out"):
         return None
     page = client.call("GET", f"jobs/{run['job_id']}/runs?limit=20")

@@ -23,14 +23,14 @@ from typing import Any
 
 import httpx
 
-from dsml import accounts
+from dsml.cli import accounts
 from dsml.cli.options import add_location_options, resolve
+from dsml.client import HubClient, runtime_file
 from dsml.datadir import DataDir
 from dsml.environments import build as env_build
 from dsml.environments import find_environment
 from dsml.exceptions import DsmlError, HubError, PortInUseError, SettingsError
-from dsml.hubclient import HubClient, runtime_file
-from dsml.hubconfig import ADMIN_TOKEN_SECRET
+from dsml.hub.config import ADMIN_TOKEN_SECRET
 from dsml.settings import platform_root
 
 

@@ -7,11 +7,11 @@ import asyncio
 import json
 import os
 
-from dsml import accounts
+from dsml.cli import accounts
 from dsml.cli.options import add_location_options, resolve
+from dsml.client import HubClient, find_hub_url
 from dsml.exceptions import HubError
-from dsml.hubclient import HubClient, find_hub_url
-from dsml.hubconfig import ADMIN_TOKEN_SECRET
+from dsml.hub.config import ADMIN_TOKEN_SECRET
 from dsml.settings import GROUPS
 
 

@@ -25,7 +25,7 @@ from dsml.scheduler.exceptions import BadRequest, Forbidden, NotFound, Scheduler
 from dsml.scheduler.models import CATCH_UP, OVERLAP, utcnow
 from dsml.scheduler.runs import kernel_name
 from dsml.scheduler.store import JOB_FIELDS, hash_token
-from dsml.settings import LAB_GROUPS
+from dsml.scopes import JOBS_ADMIN, JOBS_RUN, has_scope
 
 PAGE_LIMIT = 50
 MAX_PAGE_LIMIT = 500
@@ -96,8 +96,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         return model
 
     def is_admin(self, user: dict[str, Any]) -> bool:
-        """Admins see and change every job."""
-        return bool(user.get("admin")) or "platform-admins" in (user.get("groups") or [])
+        """Callers whose token holds the jobs admin scope see and change every job."""
+        return has_scope(user, JOBS_ADMIN)
 
     def can_read(self, user: dict[str, Any], job: dict[str, Any]) -> bool:
         """Owner, admin, or a member of a group the job is shared with."""
@@ -324,10 +324,10 @@ class JobsHandler(BaseHandler):
     async def post(self) -> None:
         """Create a job from a notebook snapshot; Idempotency-Key makes retries safe."""
         user = self.user()
-        if not self.is_admin(user) and not set(user.get("groups") or []) & set(LAB_GROUPS):
+        if not self.is_admin(user) and not has_scope(user, JOBS_RUN):
             raise Forbidden(
-                "only members of analysts, data-scientists, newcomers or platform-admins "
-                "can schedule notebooks"
+                f"scheduling notebooks needs the scope {JOBS_RUN} (members of analysts, "
+                "data-scientists, newcomers and platform-admins have it); this token does not"
             )
         data = self.body()
         fields = check_job_fields(data, self.app.environment_names(), partial=False)

@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from dsml.client import ApiError, Client
 from dsml.utils import skip_slow_format_checks
 
 log = logging.getLogger("dsml.worker")
@@ -36,40 +35,42 @@ class ServiceClient:
     """The worker's side of the worker API (`/api/worker/runs/<id>/...`)."""
 
     def __init__(self, service_url: str, run_id: int, token: str):
-        self.base = f"{service_url.rstrip('/')}/api/worker/runs/{run_id}"
-        self.client = httpx.Client(headers={"X-Dsml-Run-Token": token}, timeout=30)
+        self.client = Client(
+            f"{service_url.rstrip('/')}/api/worker/runs",
+            headers={"X-Dsml-Run-Token": token},
+            timeout=30,
+        )
+        self.run = str(run_id)
 
     def get_input(self) -> dict[str, Any]:
         """The notebook, parameters and limits of the run."""
-        r = self.client.get(self.base)
-        r.raise_for_status()
-        return r.json()
+        return self.client.call("GET", self.run)
 
     def progress(self, **fields: Any) -> bool:
         """Report progress; False when the service says the run is over (cancelled, timed out)."""
         try:
-            r = self.client.post(self.base + "/progress", json=fields)
-        except httpx.HTTPError:
+            r = self.client.request("POST", f"{self.run}/progress", fields, ok=(409,))
+        except ApiError:
             return True  # the service may be restarting; progress is best effort
         return r.status_code != 409
 
     def html(self, text: str) -> None:
         """Upload the HTML render of the executed notebook (after the result)."""
         try:
-            self.client.post(self.base + "/html", content=text.encode())
-        except httpx.HTTPError as e:
+            self.client.request("POST", f"{self.run}/html", content=text.encode())
+        except ApiError as e:
             log.warning("uploading the HTML failed: %s", e)
 
     def result(self, payload: dict[str, Any]) -> None:
         """Post the outcome, retrying while the service is unreachable."""
         for attempt in range(RESULT_RETRIES):
             try:
-                r = self.client.post(self.base + "/result", json=payload)
-                if r.status_code < 500:
-                    if r.status_code >= 400:
-                        log.error("result refused: %s %s", r.status_code, r.text[:500])
+                self.client.request("POST", f"{self.run}/result", payload)
+                return
+            except ApiError as e:
+                if 400 <= e.status < 500:
+                    log.error("result refused: %s", e)
                     return
-            except httpx.HTTPError as e:
                 log.warning("posting the result failed (%s), retrying", e)
             time.sleep(1 if attempt < 10 else 5)
         log.error("could not post the result after %d attempts", RESULT_RETRIES)

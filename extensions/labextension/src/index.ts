@@ -1,7 +1,7 @@
 /**
  * @dsml/env-check: what `dsml check` says about the open notebook, in the status bar.
  *
- * For the current notebook it calls the server extension `dsml.labcheck`
+ * For the current notebook it calls the server extension `dsml.lab.check`
  * (`GET <base_url>dsml/api/check?path=...&kernel=...`) when the notebook is opened, saved, or
  * its kernel changes, and shows "Env ✓ <environment>" or "Env ⚠ <n> issues". Clicking the
  * item lists the findings (cell, line, message) in a dialog.

@@ -14,7 +14,7 @@ from pathlib import Path
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import List, Unicode
 
-from dsml.homes import seed_home
+from dsml.hub.homes import seed_home
 
 
 class DsmlLocalSpawner(SimpleLocalProcessSpawner):
@@ -44,14 +44,14 @@ class DsmlLocalSpawner(SimpleLocalProcessSpawner):
             # jupyter-scheduler's UI, served by its extension app subclass whose handlers keep
             # the service's error statuses; jobs run in the hub's scheduler service
             "--ServerApp.jpserver_extensions=jupyter_scheduler=False",
-            "--ServerApp.jpserver_extensions=dsml.labscheduler=True",
-            "--SchedulerApp.scheduler_class=dsml.labscheduler.DsmlScheduler",
-            "--SchedulerApp.environment_manager_class=dsml.labscheduler.DsmlEnvironmentManager",
-            "--SchedulerApp.job_files_manager_class=dsml.labscheduler.DsmlJobFilesManager",
+            "--ServerApp.jpserver_extensions=dsml.lab.scheduler=True",
+            "--SchedulerApp.scheduler_class=dsml.lab.scheduler.DsmlScheduler",
+            "--SchedulerApp.environment_manager_class=dsml.lab.scheduler.DsmlEnvironmentManager",
+            "--SchedulerApp.job_files_manager_class=dsml.lab.scheduler.DsmlJobFilesManager",
             # jupyter-scheduler creates its tables at start: keep them in memory, not in $HOME
             "--SchedulerApp.db_url=sqlite://",
             # `dsml check` for the open notebook (the JupyterLab status bar item calls it)
-            "--ServerApp.jpserver_extensions=dsml.labcheck=True",
+            "--ServerApp.jpserver_extensions=dsml.lab.check=True",
         ]
         # the endpoint checks against the settings the hub runs with (`dsml up` resolves them)
         if os.environ.get("DSML_SETTINGS_JSON"):

@@ -29,7 +29,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from jupyter_scheduler.environments import EnvironmentManager
 from jupyter_scheduler.exceptions import InputUriError, SchedulerError
 from jupyter_scheduler.executors import ExecutionManager
@@ -60,8 +59,7 @@ from jupyter_scheduler.scheduler import BaseScheduler
 from tornado.web import HTTPError
 from traitlets import Float, Int, Type, Unicode, default
 
-SERVICE_PATH = "/services/scheduler/api/"
-"""Where the scheduler service's REST API lives, relative to the hub's public URL."""
+from dsml.client import SCHEDULER, AsyncClient, service_api
 
 OUTPUT_FORMATS = {"ipynb": "Notebook", "html": "HTML"}
 """Every run keeps both; the UI's format choice does not change what the service stores."""
@@ -102,33 +100,30 @@ class ServiceError(SchedulerError):
         self.message = message
 
 
-def _message(response: httpx.Response) -> str:
-    """The service's JSON `message`, or the start of whatever else came back."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return response.text.strip()[:300] or response.reason_phrase
-
-
-class ServiceClient:
+class ServiceClient(AsyncClient):
     """Async client of the scheduler service, authenticated as the user who owns this server."""
+
+    hint_403 = (
+        " (this server's token may not use the scheduler service: the hub must "
+        "grant it access:services!service=scheduler in Spawner.server_token_scopes)"
+    )
 
     def __init__(self, hub_url: str, token: str, timeout: float = 60.0):
         self.hub_url = hub_url.rstrip("/")
-        self.api_url = self.hub_url + SERVICE_PATH
+        self.api_url = self.hub_url + service_api(SCHEDULER)
+        super().__init__(self.api_url, token, timeout=timeout)
         self.token = token
-        self.timeout = timeout
-        self._client: httpx.AsyncClient | None = None
 
     @classmethod
     def from_environment(cls) -> ServiceClient:
         """A client from what the hub puts in a user server's environment."""
         return cls(os.environ.get("DSML_HUB_URL", ""), os.environ.get("JUPYTERHUB_API_TOKEN", ""))
 
-    def _http(self) -> httpx.AsyncClient:
+    def error(self, status: int, message: str, call: str = "") -> Exception:
+        """Errors carry the service's status and message through jupyter-scheduler's handlers."""
+        return ServiceError(status, message)
+
+    def _client(self):  # type: ignore[no-untyped-def]
         if not self.hub_url:
             raise ServiceError(
                 503,
@@ -142,77 +137,18 @@ class ServiceClient:
                 "JUPYTERHUB_API_TOKEN is not set in this server's environment: start the server "
                 "from the hub (or configure DsmlScheduler.api_token)",
             )
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self.api_url,
-                headers={"Authorization": f"token {self.token}"},
-                timeout=self.timeout,
-            )
-        return self._client
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        params: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        """Call the API; raise ServiceError with the service's status and message on an error."""
-        try:
-            response = await self._http().request(
-                method, path, json=body, params=params, headers=headers
-            )
-        except httpx.HTTPError as e:
-            raise ServiceError(
-                502, f"cannot reach the scheduler service at {self.api_url}: {e}"
-            ) from None
-        if response.status_code >= 400:
-            message = _message(response)
-            if response.status_code == 403 and "authentication required" in message:
-                message += (
-                    " (this server's token may not use the scheduler service: the hub must "
-                    "grant it access:services!service=scheduler in Spawner.server_token_scopes)"
-                )
-            raise ServiceError(response.status_code, message)
-        return response
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        params: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Any:
-        """Call the API and return its JSON answer (None for an empty one)."""
-        response = await self.request(method, path, body=body, params=params, headers=headers)
-        return response.json() if response.content else None
+        return super()._client()
 
     async def collect(
         self, path: str, key: str, cap: int, params: dict[str, str] | None = None
     ) -> list[dict[str, Any]]:
         """Follow `next_cursor` through a listing, newest first, up to `cap` items."""
         items: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while len(items) < cap:
-            query = {**(params or {}), "limit": str(min(PAGE_LIMIT, cap - len(items)))}
-            if cursor:
-                query["cursor"] = cursor
-            page = await self.call("GET", path, params=query)
-            items += page[key]
-            cursor = page.get("next_cursor")
-            if not cursor:
+        async for item in self.pages(path, key, params, limit=min(PAGE_LIMIT, cap)):
+            items.append(item)
+            if len(items) >= cap:
                 break
         return items
-
-    async def close(self) -> None:
-        """Close the connection pool."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
 
 def _ms(iso: str | None) -> int | None:
@@ -890,4 +826,4 @@ class DsmlSchedulerApp(SchedulerApp):
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     """Jupyter Server's entry point: enable with `--ServerApp.jpserver_extensions`."""
-    return [{"module": "dsml.labscheduler", "app": DsmlSchedulerApp}]
+    return [{"module": "dsml.lab.scheduler", "app": DsmlSchedulerApp}]

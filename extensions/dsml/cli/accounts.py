@@ -13,8 +13,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from dsml.client import HubClient
 from dsml.exceptions import HubError, SettingsError
-from dsml.hubclient import HubClient
 from dsml.settings import GROUPS
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")

@@ -13,8 +13,8 @@ finding is one of `dsml check --json`'s, with `problem` and a one-line `message`
 satisfied request). Errors are JSON `{status, message}`: 400 for a missing or non-notebook
 path, 404 for a notebook that is not there.
 
-The user servers load it with `--ServerApp.jpserver_extensions=dsml.labcheck=True` and find the
-platform's settings through `--DsmlCheck.settings_file` (see `dsml.spawner`).
+The user servers load it with `--ServerApp.jpserver_extensions=dsml.lab.check=True` and find the
+platform's settings through `--DsmlCheck.settings_file` (see `dsml.hub.spawner`).
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ class CheckHandler(APIHandler):
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     """This module is a Jupyter server extension."""
-    return [{"module": "dsml.labcheck"}]
+    return [{"module": "dsml.lab.check"}]
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
@@ -251,4 +251,4 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     checker = DsmlCheck(parent=serverapp)
     route = url_path_join(serverapp.web_app.settings["base_url"], ROUTE)
     serverapp.web_app.add_handlers(".*$", [(route, CheckHandler, {"checker": checker})])
-    serverapp.log.info("dsml.labcheck: notebook environment check at %s", route)
+    serverapp.log.info("dsml.lab.check: notebook environment check at %s", route)

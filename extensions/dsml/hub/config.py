@@ -12,15 +12,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dsml import scopes
 from dsml import settings as settings_mod
+from dsml.client import SCHEDULER
 from dsml.datadir import DataDir
 from dsml.settings import GROUPS, LAB_GROUPS, platform_root
 
 ADMIN_SERVICE = "dsml-admin"
 """Token-only service the `dsml` CLI uses to manage users and groups."""
 
-SCHEDULER_SERVICE = "scheduler"
-"""The scheduler service's name; it is served at /services/scheduler/."""
+SCHEDULER_SERVICE = SCHEDULER
 
 ADMIN_TOKEN_SECRET = "admin-api-token"
 """Name of the secret file (in <data dir>/secrets/) holding the dsml-admin service token."""
@@ -98,7 +99,7 @@ def update_auth(c: Any, settings: dict[str, Any]) -> None:
     """Password login (nativeauthenticator) by default, or an OAuthenticator class."""
     auth = settings["auth"]
     if auth["kind"] == "native":
-        c.JupyterHub.authenticator_class = "dsml.auth.DsmlAuthenticator"
+        c.JupyterHub.authenticator_class = "dsml.hub.auth.DsmlAuthenticator"
         c.NativeAuthenticator.minimum_password_length = auth["minimum_password_length"]
         c.NativeAuthenticator.allowed_failed_logins = auth["allowed_failed_logins"]
         c.NativeAuthenticator.seconds_before_next_try = auth["seconds_before_next_try"]
@@ -114,7 +115,7 @@ def update_spawner(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     """One JupyterLab process per user, home under the data dir, curated kernels only."""
     spawner = settings["spawner"]
     root = platform_root()
-    c.JupyterHub.spawner_class = "dsml.spawner.DsmlLocalSpawner"
+    c.JupyterHub.spawner_class = "dsml.hub.spawner.DsmlLocalSpawner"
     c.DsmlLocalSpawner.home_dir_template = str(datadir.homes / "{username}")
     c.DsmlLocalSpawner.seed_folders = [str(root / "training"), str(root / "shared_notebooks")]
     c.DsmlLocalSpawner.jupyter_data_dir = str(datadir.jupyter_data)
@@ -128,6 +129,8 @@ def update_spawner(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
         "read:users:name!user",
         "read:users:groups!user",
         f"access:services!service={SCHEDULER_SERVICE}",
+        # the server's owner may run jobs; no admin scope ever reaches a server token
+        *scopes.LAB_SCOPES,
     ]
     # `dsml run` and the JupyterLab scheduler reach the services through the public URL
     c.Spawner.environment = {"DSML_HUB_URL": os.environ.get("DSML_PUBLIC_URL", "")}
@@ -140,6 +143,7 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
     c.JupyterHub.load_groups = {
         name: {"properties": {"description": GROUP_DESCRIPTIONS[name]}} for name in GROUPS
     }
+    c.JupyterHub.custom_scopes = scopes.CUSTOM_SCOPES
     c.JupyterHub.load_roles = [
         {
             "name": "user",
@@ -149,10 +153,16 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
         {
             "name": "lab-user",
             "description": "May start and stop their own JupyterLab server.",
-            "scopes": ["servers!user", "delete:servers!user"],
+            "scopes": ["servers!user", "delete:servers!user", *scopes.LAB_SCOPES],
             "groups": list(LAB_GROUPS),
         },
         {"name": "admin", "groups": ["platform-admins"]},
+        {
+            "name": "platform-admin",
+            "description": "The platform's own admin rights: every job, every package request.",
+            "scopes": scopes.ADMIN_SCOPES,
+            "groups": ["platform-admins"],
+        },
         {
             "name": ADMIN_SERVICE,
             "description": "The dsml CLI: create users, set passwords, manage group membership.",
@@ -189,7 +199,12 @@ def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
             "url": f"http://127.0.0.1:{port}",
             "command": [sys.executable, "-m", "dsml.scheduler"],
             "oauth_no_confirm": True,
-            "oauth_client_allowed_scopes": ["read:users:groups!user"],
+            # the page's cookie carries what the service needs to know of its user
+            "oauth_client_allowed_scopes": [
+                "read:users:groups!user",
+                scopes.JOBS_RUN,
+                scopes.JOBS_ADMIN,
+            ],
             "display": True,
             "environment": {
                 "DSML_ROOT": str(platform_root()),

@@ -1,0 +1,1 @@
+"""What the hub loads: its configuration functions, authenticator and spawner."""

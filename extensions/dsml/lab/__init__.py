@@ -1,0 +1,1 @@
+"""What user servers (JupyterLab) load: the environment check and the scheduler bridge."""
