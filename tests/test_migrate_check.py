@@ -145,7 +145,7 @@ def test_through_the_scheduler(executed: Path, env_datadir, platform: Platform, 
     ("content", "message"),
     [
         (b"not json at all", "not JSON"),
-        (b'{"a": 1}', "JSON without a 'cells' list"),
+        (b'{"a": 1}', "JSON but not a notebook (found an object without 'cells')"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "a binary file"),
     ],
 )

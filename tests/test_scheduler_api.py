@@ -302,7 +302,7 @@ def test_users_see_only_their_own_jobs(scientist: Api, analyst: Api, platform: P
         (
             {"name": "x", "notebook": "not json", "environment": "python-minimal"},
             400,
-            "notebook is not a valid .ipynb",
+            "notebook: not JSON (line 1 column 1",
         ),
         (
             {"name": "x", "notebook": {}, "environment": "nope"},

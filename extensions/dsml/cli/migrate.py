@@ -76,7 +76,7 @@ def _run_on_hub(nb_path: Path, env_name: str, args: argparse.Namespace) -> dict[
     from dsml.cli.schedule import _upsert, client_for, wait_for
 
     client = client_for(args)
-    nb = json.loads(nb_path.read_text())
+    nb = read_notebook(nb_path)
     job, _ = _upsert(
         client,
         {

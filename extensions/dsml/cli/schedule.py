@@ -18,6 +18,9 @@ from typing import Any
 
 from dsml.client import SCHEDULER, Client, scheduler_client, service_api
 from dsml.exceptions import SettingsError
+from dsml.kernels import notebook_environment
+from dsml.notebooks import read_notebook
+from dsml.parameters import ParameterError, read_cli_value
 
 ACTIVE = ("queued", "starting", "running")
 
@@ -97,36 +100,19 @@ def client_for(args: argparse.Namespace) -> Client:
 
 
 def _read_notebook(path: str) -> tuple[str, dict[str, Any]]:
-    p = Path(path)
-    if not p.is_file():
-        raise SettingsError(f"notebook {path} does not exist")
-    if p.stat().st_size > 50 * 1024 * 1024:
-        raise SettingsError(f"notebook {path} is {p.stat().st_size:,} bytes; the limit is 50 MB")
-    try:
-        nb = json.loads(p.read_text())
-    except (ValueError, UnicodeDecodeError):
-        raise SettingsError(f"{path} is not a notebook (not JSON)") from None
-    if not isinstance(nb, dict) or "cells" not in nb:
-        raise SettingsError(f"{path} is not a notebook (no cells)")
-    return p.name, nb
+    return Path(path).name, read_notebook(path)
 
 
 def _environment(args: argparse.Namespace, nb: dict[str, Any]) -> str:
     if args.env:
         return args.env
-    kernel = (nb.get("metadata", {}).get("kernelspec") or {}).get("name", "")
-    if kernel.startswith("dsml-"):
-        return kernel[len("dsml-") :]
-    return "datascience"
+    return notebook_environment(nb) or "datascience"
 
 
 def _parameters(client: Client, name: str, nb: dict[str, Any], raw: list[str]) -> dict[str, Any]:
     """-p NAME=VALUE pairs, each read by the declared type of the notebook's parameter."""
     if not raw:
         return {}
-    from dsml.scheduler.exceptions import SchedulerError
-    from dsml.scheduler.params import read_cli_value
-
     schema = client.call("POST", "inspect", {"notebook": nb, "notebook_name": name})["parameters"]
     values: dict[str, Any] = {}
     for item in raw:
@@ -135,7 +121,7 @@ def _parameters(client: Client, name: str, nb: dict[str, Any], raw: list[str]) -
             raise SettingsError(f"-p {item!r} is not NAME=VALUE")
         try:
             values[key] = read_cli_value(schema, key, value)
-        except SchedulerError as e:
+        except ParameterError as e:
             raise SettingsError(str(e)) from None
     return values
 

@@ -10,58 +10,26 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from dsml import kernels
 from dsml.datadir import DataDir
+from dsml.environments.inventory import catalog_path, write_catalog
 from dsml.environments.spec import Environment
+from dsml.environments.state import (  # noqa: F401 - re-exported: build.status is the API
+    LOCK_COPY,
+    MARKER,
+    EnvironmentStatus,
+    prefix_for,
+    status,
+)
 from dsml.exceptions import EnvironmentBuildError
-
-LOCK_COPY = ".dsml-lock.txt"
-"""The lock a version was built from, kept in its folder."""
-
-MARKER = ".dsml-build.json"
-"""File written last into a built environment; its absence means the build did not finish."""
-
-
-@dataclass(frozen=True)
-class EnvironmentStatus:
-    """Where an environment stands in one data dir."""
-
-    state: str  # "built", "outdated" (an older lock is built), or "missing"
-    prefix: Path
-    built_versions: tuple[str, ...]
-
-
-def prefix_for(env: Environment, datadir: DataDir) -> Path:
-    """The virtualenv folder of the environment's current lock version."""
-    return datadir.environments / env.name / env.version
-
-
-def _built_versions(env: Environment, datadir: DataDir) -> list[str]:
-    base = datadir.environments / env.name
-    if not base.is_dir():
-        return []
-    return sorted(p.name for p in base.iterdir() if (p / MARKER).exists())
-
-
-def status(env: Environment, datadir: DataDir) -> EnvironmentStatus:
-    """Report whether the environment's current lock is built in this data dir."""
-    versions = tuple(_built_versions(env, datadir))
-    prefix = prefix_for(env, datadir)
-    if env.version in versions:
-        state = "built"
-    elif versions:
-        state = "outdated"
-    else:
-        state = "missing"
-    return EnvironmentStatus(state=state, prefix=prefix, built_versions=versions)
+from dsml.utils import write_atomic
 
 
 @contextlib.contextmanager
@@ -101,7 +69,6 @@ def write_kernelspec(
     """Register `dsml-<name>` (or `name`) so every user server sees a kernel running in `prefix`."""
     # the kernel loads the dsml_kernel IPython extension (missing-module help, %pip warning)
     # from kernel_ext/; extra_extensions adds to, never replaces, extensions users configure
-    from dsml.environments.inventory import catalog_path, write_catalog
 
     folder = datadir.kernels / (name or env.kernel_name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,9 +102,7 @@ def write_kernelspec(
             "debugger": True,
         },
     }
-    tmp = folder / "kernel.json.tmp"
-    tmp.write_text(json.dumps(spec, indent=2) + "\n")
-    os.replace(tmp, folder / "kernel.json")
+    write_atomic(folder / "kernel.json", json.dumps(spec, indent=2) + "\n")
     write_catalog(datadir)  # here, not in build(): a build found done returns early
     return folder
 
@@ -145,7 +110,7 @@ def write_kernelspec(
 def register(env: Environment, prefix: Path, datadir: DataDir) -> None:
     """Point `dsml-<name>` at this version and keep `dsml-<name>--<version>` for pinned jobs."""
     write_kernelspec(env, prefix, datadir)
-    write_kernelspec(env, prefix, datadir, name=f"{env.kernel_name}--{env.version}")
+    write_kernelspec(env, prefix, datadir, name=kernels.kernel_name(env.name, env.version))
 
 
 def build(

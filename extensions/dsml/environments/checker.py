@@ -13,7 +13,6 @@ raises `CheckInputError`, whose one-line message names the file and what is wron
 from __future__ import annotations
 
 import ast
-import json
 import re
 import shlex
 from collections.abc import Iterable, Iterator
@@ -25,8 +24,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from dsml import notebooks
 from dsml.datadir import DataDir
-from dsml.environments.build import status
 from dsml.environments.inventory import (
     Inventory,
     guess_distribution,
@@ -34,7 +33,9 @@ from dsml.environments.inventory import (
     lock_inventory,
 )
 from dsml.environments.spec import Environment, normalize_name
+from dsml.environments.state import status
 from dsml.exceptions import DsmlError
+from dsml.kernels import notebook_environment
 
 MAX_BYTES = 50 * 1024 * 1024
 """Largest file read (50 MB): a bigger notebook is an output dump, not something to check."""
@@ -189,50 +190,10 @@ def _read_text(path: Path, display: str, what: str) -> str:
 def read_notebook(path: Path, display: str | None = None) -> dict[str, Any]:
     """Load an nbformat 4 notebook as plain JSON, raising CheckInputError on anything else."""
     display = display or str(path)
-    text = _read_text(path, display, "notebook")
     try:
-        nb = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise CheckInputError(
-            f"{display}: not JSON (line {e.lineno} column {e.colno}: {e.msg}); "
-            "a notebook is nbformat 4 JSON"
-        ) from None
-    except RecursionError:
-        raise CheckInputError(f"{display}: JSON nested too deeply to be a notebook") from None
-    if not isinstance(nb, dict) or "cells" not in nb and "worksheets" not in nb:
-        found = type(nb).__name__ if not isinstance(nb, dict) else "an object without 'cells'"
-        raise CheckInputError(f"{display}: JSON but not a notebook (found {found})")
-    major = nb.get("nbformat")
-    if major != 4:
-        hint = "; open and save it in JupyterLab to upgrade" if major in (1, 2, 3) else ""
-        raise CheckInputError(
-            f"{display}: nbformat {major!r} is not supported, expected nbformat 4{hint}"
-        )
-    cells = nb.get("cells")
-    if not isinstance(cells, list):
-        raise CheckInputError(f"{display}: JSON but not a notebook ('cells' is not a list)")
-    for index, cell in enumerate(cells, start=1):
-        source = cell.get("source") if isinstance(cell, dict) else None
-        if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str):
-            raise CheckInputError(f"{display}: cell {index} is not a notebook cell")
-        if not (
-            isinstance(source, str)
-            or isinstance(source, list)
-            and all(isinstance(s, str) for s in source)
-        ):
-            raise CheckInputError(f"{display}: cell {index} has no text source")
-    return nb
-
-
-def kernel_environment(nb: dict[str, Any]) -> str | None:
-    """The curated environment a notebook's kernelspec names (`dsml-NAME`), if any."""
-    spec = (
-        nb.get("metadata", {}).get("kernelspec") if isinstance(nb.get("metadata"), dict) else None
-    )
-    name = spec.get("name") if isinstance(spec, dict) else None
-    if isinstance(name, str) and name.startswith("dsml-") and len(name) > 5:
-        return name[5:]
-    return None
+        return notebooks.parse_notebook(_read_text(path, display, "notebook"), display)
+    except notebooks.NotebookError as e:
+        raise CheckInputError(str(e)) from None
 
 
 def _source_kind(path: Path) -> str:
@@ -696,7 +657,7 @@ def read_requests(source: Source) -> tuple[list[Request], str | None]:
             continue
         text = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
         requests.extend(_code_requests(text, source, index, tolerant=True))
-    return requests, kernel_environment(nb)
+    return requests, notebook_environment(nb)
 
 
 # ---------------------------------------------------------------- checking

@@ -10,19 +10,18 @@ curated environments do have a module.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dsml.datadir import DataDir
-from dsml.environments.build import MARKER, status
 from dsml.environments.spec import Environment, images_dir, normalize_name
+from dsml.environments.state import MARKER, status
 from dsml.exceptions import EnvironmentBuildError, EnvironmentSpecError
+from dsml.utils import write_atomic
 
 INVENTORY_FILE = ".dsml-inventory.json"
 """Cache file inside `<environments dir>/<name>/<version>/`."""
@@ -142,20 +141,6 @@ def guess_distribution(module: str) -> str:
     return ALIASES.get(module) or normalize_name(module)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write `text` so readers (other builds, kernels) never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def compute_inventory(prefix: Path) -> Inventory:
     """Ask the Python in the virtualenv `prefix` what it can import (takes about half a second)."""
     python = prefix / "bin" / "python"
@@ -189,7 +174,7 @@ def inventory(prefix: Path) -> Inventory:
         pass  # no cache yet, or a broken one: compute it again
     found = compute_inventory(prefix)
     try:
-        _atomic_write(cache, json.dumps(found.to_json(), indent=1) + "\n")
+        write_atomic(cache, json.dumps(found.to_json(), indent=1) + "\n")
     except OSError:
         pass  # a read-only environments dir still gets the right answer, only slower
     return found
@@ -270,5 +255,5 @@ def write_catalog(datadir: DataDir, environments: list[Environment] | None = Non
         "environments": entries,
     }
     path = catalog_path(datadir)
-    _atomic_write(path, json.dumps(catalog, indent=1) + "\n")
+    write_atomic(path, json.dumps(catalog, indent=1) + "\n")
     return path

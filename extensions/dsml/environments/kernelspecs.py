@@ -9,11 +9,15 @@ from __future__ import annotations
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from traitlets import Bool, Unicode
 
+from dsml import kernels
+
 
 class CuratedKernelSpecManager(KernelSpecManager):
     """Offer only kernelspecs whose name starts with `prefix` (the curated environments)."""
 
-    prefix = Unicode("dsml-", config=True, help="Kernelspec name prefix of curated environments.")
+    prefix = Unicode(
+        kernels.PREFIX, config=True, help="Kernelspec name prefix of curated environments."
+    )
     ensure_native_kernel = Bool(False, config=True, help="Never add the server's own Python.")
 
     def find_kernel_specs(self) -> dict[str, str]:
@@ -24,7 +28,7 @@ class CuratedKernelSpecManager(KernelSpecManager):
         return {
             name: path
             for name, path in specs.items()
-            if name.startswith(self.prefix) and "--" not in name
+            if name.startswith(self.prefix) and not kernels.is_pinned(name)
         }
 
     def get_kernel_spec(self, kernel_name: str):  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from dsml import kernels
 from dsml.exceptions import EnvironmentSpecError
 from dsml.settings import platform_root
 
@@ -61,7 +62,7 @@ class Environment:
     @property
     def kernel_name(self) -> str:
         """Name of the kernelspec that runs code in this environment."""
-        return f"dsml-{self.name}"
+        return kernels.kernel_name(self.name)
 
     @property
     def image_tag(self) -> str:

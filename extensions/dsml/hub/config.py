@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dsml import scopes
+from dsml import kernels, scopes
 from dsml import settings as settings_mod
 from dsml.client import SCHEDULER
 from dsml.datadir import DataDir
@@ -119,7 +119,7 @@ def update_spawner(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     c.DsmlLocalSpawner.home_dir_template = str(datadir.homes / "{username}")
     c.DsmlLocalSpawner.seed_folders = [str(root / "training"), str(root / "shared_notebooks")]
     c.DsmlLocalSpawner.jupyter_data_dir = str(datadir.jupyter_data)
-    c.DsmlLocalSpawner.default_kernel = f"dsml-{spawner['default_environment']}"
+    c.DsmlLocalSpawner.default_kernel = kernels.kernel_name(spawner["default_environment"])
     c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
     c.Spawner.default_url = spawner["default_url"]
     # JupyterLab's Notebook Jobs and `dsml run` call the scheduler with the server's own token

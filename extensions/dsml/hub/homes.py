@@ -14,6 +14,8 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from dsml.utils import write_atomic
+
 MANIFEST = Path(".dsml") / "seeded.json"
 _SKIP_DIRS = {".ipynb_checkpoints", "__pycache__", ".git"}
 
@@ -70,9 +72,7 @@ def seed_home(home: Path, sources: Iterable[Path]) -> dict[str, list[str]]:
                 else:
                     report["kept"].append(rel)
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = manifest_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(seeded, indent=1, sort_keys=True))
-    os.replace(tmp, manifest_path)
+    write_atomic(manifest_path, json.dumps(seeded, indent=1, sort_keys=True))
     return report
 
 

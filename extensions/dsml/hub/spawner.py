@@ -58,7 +58,7 @@ class DsmlLocalSpawner(SimpleLocalProcessSpawner):
             args.append(f"--DsmlCheck.settings_file={os.environ['DSML_SETTINGS_JSON']}")
         # its status bar item, prebuilt in the source tree: an editable install (`make`) does
         # not copy pyproject's data-files to share/jupyter/labextensions, so point JupyterLab at it
-        source = Path(__file__).resolve().parents[1]
+        source = Path(__file__).resolve().parents[2]
         labextensions = source / "labextension" / "dsml_env_check" / "labextension"
         if labextensions.is_dir():
             args.append(f"--LabApp.extra_labextensions_path={labextensions}")

@@ -34,12 +34,11 @@ from tornado import web
 from traitlets import Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from dsml import kernels
 from dsml.exceptions import DsmlError
 
 ROUTE = "dsml/api/check"
 """Where the endpoint answers, under the server's base URL."""
-
-KERNEL_PREFIX = "dsml-"
 
 
 class CheckRequestError(DsmlError):
@@ -105,8 +104,8 @@ class DsmlCheck(LoggingConfigurable):
             )
         source = checker.Source(folder / Path(path).name, path, "notebook")
         requests = notebook_requests(nb, source)
-        kernel_env = checker.kernel_environment(nb)
-        running = _environment_of_kernel(kernel)
+        kernel_env = kernels.notebook_environment(nb)
+        running = kernels.environment_of(kernel)
         if env is not None:
             target, origin = env, "request"
         elif running in names:
@@ -146,13 +145,6 @@ class DsmlCheck(LoggingConfigurable):
             "findings": [_finding_json(f, display_names, describe) for f in findings],
             "best_fit": ranking[0].to_json() if ranking else None,
         }
-
-
-def _environment_of_kernel(kernel: str | None) -> str | None:
-    """`dsml-NAME` (or the versioned `dsml-NAME--VERSION`) → NAME; other kernels → None."""
-    if not kernel or not kernel.startswith(KERNEL_PREFIX):
-        return None
-    return kernel[len(KERNEL_PREFIX) :].split("--", 1)[0] or None
 
 
 def _finding_json(finding: Any, display_names: dict[str, str], describe: Any) -> dict[str, Any]:

@@ -22,7 +22,6 @@ is jupyter-scheduler's server extension with handlers that do not turn them into
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import uuid
 from collections.abc import Iterable
@@ -60,6 +59,9 @@ from tornado.web import HTTPError
 from traitlets import Float, Int, Type, Unicode, default
 
 from dsml.client import SCHEDULER, AsyncClient, service_api
+from dsml.notebooks import NotebookError, read_notebook
+from dsml.parameters import ParameterError, read_cli_value
+from dsml.utils import write_atomic
 
 OUTPUT_FORMATS = {"ipynb": "Notebook", "html": "HTML"}
 """Every run keeps both; the UI's format choice does not change what the service stores."""
@@ -178,15 +180,12 @@ def typed_parameters(
     schema: dict[str, dict[str, Any]], values: dict[str, str] | None
 ) -> dict[str, Any]:
     """The UI's text values read by each parameter's declared type, as `dsml run -p` reads them."""
-    from dsml.scheduler.exceptions import SchedulerError as ParameterError
-    from dsml.scheduler.params import read_cli_value
-
     typed: dict[str, Any] = {}
     for name, raw in (values or {}).items():
         try:
             typed[name] = read_cli_value(schema, name, raw)
         except ParameterError as e:
-            raise ServiceError(e.status, str(e)) from None
+            raise ServiceError(400, str(e)) from None
     return typed
 
 
@@ -357,12 +356,9 @@ class DsmlScheduler(BaseScheduler):
             raise InputUriError(input_uri)
         path = os.path.join(os.path.abspath(self.root_dir), input_uri)
         try:
-            with open(path, encoding="utf-8") as f:
-                notebook = json.load(f)
-        except (ValueError, UnicodeDecodeError):
-            raise ServiceError(400, f"{input_uri} is not a notebook (not JSON)") from None
-        if not isinstance(notebook, dict) or "cells" not in notebook:
-            raise ServiceError(400, f"{input_uri} is not a notebook (no cells)")
+            notebook = read_notebook(path, display=input_uri)
+        except NotebookError as e:
+            raise ServiceError(400, str(e)) from None
         return os.path.basename(input_uri), notebook
 
     async def _snapshot(self, model: Any, verb: str) -> tuple[str, Any, dict[str, Any]]:
@@ -719,21 +715,13 @@ class DsmlScheduler(BaseScheduler):
             if os.path.exists(path) and not redownload:
                 continue
             response = await self.client.request("GET", f"runs/{run_id}/output.{fmt}")
-            await asyncio.to_thread(_write, path, response.content)
+            await asyncio.to_thread(write_atomic, path, response.content)
             written.append(path)
         return written
 
     async def close(self) -> None:
         """Close the connection to the service."""
         await self.client.close()
-
-
-def _write(path: str, content: bytes) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.part"
-    with open(tmp, "wb") as f:
-        f.write(content)
-    os.replace(tmp, path)
 
 
 class DsmlJobFilesManager(JobFilesManager):

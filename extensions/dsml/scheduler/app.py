@@ -22,6 +22,7 @@ from tornado.httpserver import HTTPServer
 from traitlets import Bool, Float, Integer, List, Unicode, default
 from traitlets.config import Application
 
+from dsml.kernels import kernel_metadata, kernel_name
 from dsml.scheduler import handlers
 from dsml.scheduler.executors import Executor, executor_class
 from dsml.scheduler.metrics import Metrics
@@ -201,19 +202,9 @@ class SchedulerApp(Application):
             return list(self.environments)
         return [e["name"] for e in self.environment_records()]
 
-    def _kernel_metadata(self, name: str) -> dict[str, Any] | None:
-        """The dsml metadata of a kernelspec on JUPYTER_PATH, or None when there is none."""
-        import json
-
-        for base in os.environ.get("JUPYTER_PATH", "").split(os.pathsep):
-            path = Path(base) / "kernels" / name / "kernel.json"
-            if base and path.exists():
-                return json.loads(path.read_text()).get("metadata", {}).get("dsml", {})
-        return None
-
     def current_version(self, environment: str) -> str | None:
         """The version the environment's kernel runs now (None when it is not built here)."""
-        meta = self._kernel_metadata(f"dsml-{environment}")
+        meta = kernel_metadata(kernel_name(environment))
         return meta.get("version") if meta else None
 
     def pin_version(self, environment: str, wanted: str) -> str | None:
@@ -222,7 +213,7 @@ class SchedulerApp(Application):
 
         if wanted == "current":
             return self.current_version(environment)
-        if self._kernel_metadata(f"dsml-{environment}--{wanted}") is None:
+        if kernel_metadata(kernel_name(environment, wanted)) is None:
             raise BadRequest(
                 f"environment {environment} has no built version {wanted}; "
                 f"the current one is {self.current_version(environment)}"

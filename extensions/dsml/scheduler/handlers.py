@@ -20,12 +20,14 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.log import app_log
 
+from dsml import notebooks
+from dsml.kernels import kernel_name
 from dsml.scheduler import cron, params
 from dsml.scheduler.exceptions import BadRequest, Forbidden, NotFound, SchedulerError, TooLarge
 from dsml.scheduler.models import CATCH_UP, OVERLAP, utcnow
-from dsml.scheduler.runs import kernel_name
 from dsml.scheduler.store import JOB_FIELDS, hash_token
 from dsml.scopes import JOBS_ADMIN, JOBS_RUN, has_scope
+from dsml.utils import write_atomic
 
 PAGE_LIMIT = 50
 MAX_PAGE_LIMIT = 500
@@ -690,9 +692,7 @@ class WorkerHtmlHandler(WorkerHandler):
         folder = self.app.outputs / str(rid)
         if not (folder / "output.ipynb").exists():
             raise NotFound(f"run {rid} kept no notebook to go with this HTML")
-        tmp = folder / "output.html.tmp"
-        tmp.write_bytes(self.request.body)
-        tmp.replace(folder / "output.html")
+        write_atomic(folder / "output.html", self.request.body)
         self.finish({"stored": True})
 
 
@@ -716,13 +716,7 @@ class WorkerResultHandler(WorkerHandler):
 
 def render_to(notebook: Path, html: Path) -> None:
     """Render an executed notebook to standalone HTML next to it."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(notebook, 4))
-    tmp = html.with_suffix(".html.tmp")
-    tmp.write_text(body)
-    tmp.replace(html)
+    write_atomic(html, notebooks.render_html(notebook))
 
 
 def _fmt_time(value: str | None) -> str:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from dsml.kernels import kernel_name
 from dsml.scheduler import cron
 from dsml.scheduler.exceptions import Conflict
 from dsml.scheduler.executors import Executor, Launch
@@ -34,11 +35,6 @@ from dsml.scheduler.notify import Notifier
 from dsml.scheduler.store import Store, hash_token
 
 log = logging.getLogger("dsml.scheduler")
-
-
-def kernel_name(environment: str, version: str | None) -> str:
-    """The kernelspec of an environment version (`dsml-NAME--VERSION`), or its current one."""
-    return f"dsml-{environment}--{version}" if version else f"dsml-{environment}"
 
 
 class RunManager:

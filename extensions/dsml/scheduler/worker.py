@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dsml import notebooks
 from dsml.client import ApiError, Client
 from dsml.utils import skip_slow_format_checks
 
@@ -174,33 +175,15 @@ def _failing_cell(nb: dict[str, Any]) -> int | None:
     return None
 
 
-_exporter = None
-
-
 def warm_up() -> None:
     """Import Papermill and build the HTML exporter before a run arrives (a pool worker's job)."""
-    global _exporter
     import nbformat
     import papermill  # noqa: F401
-    from nbconvert import HTMLExporter
 
-    _exporter = HTMLExporter(template_name="lab")
     # the first validation and render compile schemas and highlighting rules: pay that here,
     # before a run arrives, not after it
-    tiny = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
-    nbformat.validate(tiny)
-    _exporter.from_notebook_node(tiny)
-
-
-def render_html(path: Path) -> str:
-    """The executed notebook as a standalone HTML page."""
-    import nbformat
-
-    if _exporter is None:
-        warm_up()
-    assert _exporter is not None
-    body, _ = _exporter.from_notebook_node(nbformat.read(path, 4))
-    return body
+    nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]))
+    notebooks.warm_up()
 
 
 def execute(service: ServiceClient, km: Any, work: Path) -> dict[str, Any]:
@@ -325,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         output = next(work.glob("output-*.ipynb"), None)
         if "notebook" in payload and output is not None:
             try:
-                service.html(render_html(output))
+                service.html(notebooks.render_html(output))
             except Exception as e:  # noqa: BLE001 - the service can still render it itself
                 log.warning("HTML render failed: %s", e)
         return 0

@@ -43,6 +43,7 @@ from traitlets import (
     validate,
 )
 
+from dsml.kernels import kernel_name
 from dsml.scheduler.exceptions import SchedulerError
 from dsml.scheduler.executors import Executor, Launch
 
@@ -182,7 +183,7 @@ def build_job_manifest(
         "name": WORKER_CONTAINER,
         "image": image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": ["python", "-m", "dsml.scheduler.worker", "--kernel", f"dsml-{environment}"],
+        "command": ["python", "-m", "dsml.scheduler.worker", "--kernel", kernel_name(environment)],
         "env": [
             {"name": "DSML_RUN_ID", "value": str(run_id)},
             {"name": "DSML_SERVICE_URL", "value": service_url},

@@ -19,6 +19,7 @@ from typing import Any
 
 from traitlets import Dict, Float, Integer, Unicode
 
+from dsml.kernels import kernel_name
 from dsml.scheduler.executors import Executor, Launch
 
 
@@ -113,7 +114,7 @@ class LocalExecutor(Executor):
             pool = self._pool.setdefault(environment, [])
             pool[:] = [p for p in pool if p.poll() is None]
             while len(pool) < self.warm_workers:
-                pool.append(self._spawn(f"dsml-{environment}"))
+                pool.append(self._spawn(kernel_name(environment)))
         finally:
             self._filling.discard(environment)
 
