@@ -68,9 +68,19 @@ async def reset_password(hub: HubClient, name: str) -> str:
     return password
 
 
-async def list_users(hub: HubClient) -> list[dict[str, Any]]:
-    """Every user with their groups, admin flag and whether their server runs."""
-    users = await hub.request("GET", "users")
+async def list_users(hub: HubClient, page_size: int = 200) -> list[dict[str, Any]]:
+    """Every user with their groups, admin flag and whether their server runs.
+
+    The hub answers at most a page of users per call (50 unless asked for more, 200 at most
+    by default), so this pages through `GET users` with `offset` and `limit` until a page
+    comes back empty: a short page alone does not prove the end, the hub may cap `limit`.
+    """
+    users: list[dict[str, Any]] = []
+    while True:
+        page = await hub.request("GET", f"users?offset={len(users)}&limit={page_size}")
+        if not page:
+            break
+        users.extend(page)
     return [
         {
             "name": u["name"],
