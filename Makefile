@@ -41,9 +41,10 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-# Debian's Chromium drives the browser tests (Playwright with executablePath /usr/bin/chromium)
+# Debian's Chromium drives the browser tests (Playwright with executablePath /usr/bin/chromium);
+# systemd-analyze (Debian package systemd) checks the unit of `dsml systemd-unit`
 chromium:
-	@command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+	@command -v chromium >/dev/null && command -v systemd-analyze >/dev/null || { $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y chromium systemd; }
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from dsml.exceptions import DataDirError
 
+ADMIN_TOKEN_SECRET = "admin-api-token"
+"""Name of the secret file (in <data dir>/secrets/) holding the dsml-admin service token."""
+
 
 class DataDir:
     """Paths inside one platform data directory."""

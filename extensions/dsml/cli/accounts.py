@@ -68,9 +68,24 @@ async def reset_password(hub: HubClient, name: str) -> str:
     return password
 
 
-async def list_users(hub: HubClient) -> list[dict[str, Any]]:
-    """Every user with their groups, admin flag and whether their server runs."""
-    users = await hub.request("GET", "users")
+async def list_users(hub: HubClient, page_size: int = 200) -> list[dict[str, Any]]:
+    """Every user with their groups, admin flag and whether their server runs.
+
+    The hub answers a page of users per call; this follows its `_pagination.next` offsets
+    (asked for with the pagination media type) to the end.
+    """
+    users: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = await hub.request(
+            "GET",
+            "users",
+            params={"offset": str(offset), "limit": str(page_size)},
+            headers={"Accept": "application/jupyterhub-pagination+json"},
+        )
+        users.extend(page["items"])
+        following = (page.get("_pagination") or {}).get("next")
+        offset = int(following["offset"]) if following else None
     return [
         {
             "name": u["name"],

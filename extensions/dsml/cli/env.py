@@ -9,12 +9,11 @@ import os
 
 from dsml.cli.options import add_location_options, resolve
 from dsml.client import HubClient, find_hub_url
-from dsml.datadir import DataDir
+from dsml.datadir import ADMIN_TOKEN_SECRET, DataDir
 from dsml.environments import build as env_build
 from dsml.environments import find_environment, list_environments
 from dsml.environments.history import describe
 from dsml.exceptions import SettingsError
-from dsml.hub.config import ADMIN_TOKEN_SECRET
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

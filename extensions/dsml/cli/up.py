@@ -1,15 +1,21 @@
 """`dsml up`: start the whole platform on one machine and stop all of it on Ctrl-C.
 
-It validates the settings, checks the data dir and the port, builds the curated environments
-that are missing, starts JupyterHub (which starts the proxy, the services and, on demand, the
-user servers), waits until the health endpoint answers, seeds the demo accounts, and then
-supervises the hub until it exits or is asked to stop.
+It validates the settings, checks the data dir and the port, stops a platform an earlier
+`dsml up` on the same data dir left behind, builds the curated environments that are missing,
+starts JupyterHub (which starts the proxy, the services and, on demand, the user servers), waits
+until the health endpoint answers, seeds the demo accounts, and then supervises the hub until it
+exits or is asked to stop: Ctrl-C, SIGTERM and SIGHUP (the terminal closing) all stop everything.
+If `dsml up` itself is killed, the hub gets SIGTERM from the kernel (a parent-death signal) and
+stops what it started; what it records in `<data dir>/hub/processes.json` lets the next
+`dsml up`, `dsml status` and `dsml down` find the rest (see `dsml.cli.processes`).
+With `--detach` it starts itself in the background and returns once the platform is up.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import errno
 import json
 import os
@@ -18,25 +24,28 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from dsml.cli import accounts
+from dsml.cli import accounts, processes
 from dsml.cli.options import add_location_options, resolve
 from dsml.client import HubClient, runtime_file
-from dsml.datadir import DataDir
+from dsml.datadir import ADMIN_TOKEN_SECRET, DataDir
 from dsml.environments import build as env_build
 from dsml.environments import find_environment
-from dsml.exceptions import DsmlError, HubError, PortInUseError, SettingsError
-from dsml.hub.config import ADMIN_TOKEN_SECRET
+from dsml.exceptions import DataDirError, HubError, PortInUseError, SettingsError
 from dsml.settings import platform_root
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register `dsml up`."""
-    parser = sub.add_parser("up", help="run the platform (hub, proxy, services) until Ctrl-C")
+    parser = sub.add_parser(
+        "up", help="run the platform (hub, proxy, services) until Ctrl-C, SIGTERM or SIGHUP"
+    )
     add_location_options(parser)
     parser.add_argument("--ip", default=None, help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="public port (default 8000)")
@@ -54,6 +63,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--ready-timeout", type=float, default=120.0, help="seconds to wait for the hub to answer"
+    )
+    parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in the background (log: <data-dir>/logs/dsml-up.log); return once it is up",
     )
     parser.set_defaults(func=run)
 
@@ -141,7 +155,7 @@ async def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
                     "see its log above"
                 )
             try:
-                r = await client.get(url + "/hub/api/dsml/health")
+                r = await client.get(processes.health_url(url))
                 if r.status_code == 200:
                     return
                 last = f"HTTP {r.status_code}: {r.text[:200]}"
@@ -166,31 +180,130 @@ def _stop(proc: subprocess.Popen, grace: float = 30.0) -> int:
     return proc.returncode
 
 
-def _kill_leftover_proxy(datadir: DataDir) -> None:
-    """Stop a proxy a crashed hub left behind (its pid file outlives it)."""
-    pid_file = datadir.hub / "proxy.pid"
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _die_with_parent() -> Callable[[], None]:
+    """A Popen preexec_fn: the child gets SIGTERM when we die, even by `kill -9`.
+
+    SIGTERM (not SIGKILL) so that the hub shuts down as on Ctrl-C and stops the proxy, the
+    services and the user servers it started.
+    """
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork, not in the child
+
+    def preexec() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # we died before the prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def say(message: str, err: bool = False) -> None:
+    """Print one line; a terminal that is gone (SIGHUP) must not stop the shutdown."""
     try:
-        pid = int(pid_file.read_text().strip())
+        print(message, file=sys.stderr if err else sys.stdout, flush=True)
+    except OSError:
+        pass
+
+
+def _say_up(message: str) -> None:
+    say(f"dsml up: {message}")
+
+
+def _record_proxy(datadir: DataDir, record: dict[str, Any]) -> None:
+    """Add the proxy the hub started to the record, when its pid file names it."""
+    try:
+        pid = int((datadir.hub / "proxy.pid").read_text().strip())
     except (OSError, ValueError):
         return
+    entry = processes.describe(pid)
+    if entry is not None and "configurable-http-proxy" in processes.command_line(pid):
+        record["processes"][processes.PROXY] = entry
+
+
+def _forwarded(args: argparse.Namespace, datadir: DataDir) -> list[str]:
+    """The arguments of this `dsml up`, for the copy `--detach` starts in the background."""
+    out = ["--data-dir", str(datadir.root)]
+    if args.settings:
+        out += ["--settings", str(Path(args.settings).resolve())]
+    if args.ip is not None:
+        out += ["--ip", args.ip]
+    if args.port is not None:
+        out += ["--port", str(args.port)]
+    out += ["--demo" if args.demo else "--no-demo", "--build" if args.build else "--no-build"]
+    return out + ["--ready-timeout", str(args.ready_timeout)]
+
+
+def detach(args: argparse.Namespace, datadir: DataDir, url: str) -> int:
+    """Start `dsml up` in a session of its own and return once its platform is up.
+
+    Its output goes to `<data dir>/logs/dsml-up.log`; if it exits before the platform is up,
+    raise HubError with the end of that log.
+    """
+    log = datadir.logs / "dsml-up.log"
+    cmd = [sys.executable, "-m", "dsml", "up", *_forwarded(args, datadir)]
+    with open(log, "a") as out:
+        out.write(f"\n=== {datetime.now().isoformat(timespec='seconds')} {' '.join(cmd)}\n")
+        out.flush()
+        offset = out.tell()
+        child = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _say_up(f"starting in the background (pid {child.pid}, log {log})")
     try:
-        os.kill(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        pass
-    pid_file.unlink(missing_ok=True)
+        while True:
+            record = processes.read_record(datadir) or {"processes": {}}
+            me = record["processes"].get(processes.SUPERVISOR) or {}
+            if me.get("pid") == child.pid and record.get("state") == "up":
+                break
+            if child.poll() is not None:
+                with open(log) as f:
+                    f.seek(offset)
+                    tail = "\n".join(f.read().splitlines()[-30:])
+                raise HubError(
+                    f"the platform did not come up: dsml up exited with code {child.returncode}; "
+                    f"the end of {log}:\n{tail}"
+                )
+            time.sleep(0.3)
+    except KeyboardInterrupt:
+        child.terminate()  # it stops what it started so far
+        child.wait(60)
+        raise
+    _say_up(f"the platform is up at {url}/ (pid {child.pid}, log {log})")
+    if args.demo:
+        _say_up(f"demo accounts and passwords: {datadir.demo_users} (mode 0600)")
+    _say_up("`dsml status` tells how it is, `dsml down` stops it")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     """Carry out `dsml up`."""
     settings, datadir = resolve(args, hub__ip=args.ip, hub__port=args.port)
     datadir.ensure()
+    running = processes.running_supervisor(datadir)
+    if running:
+        pid = running["processes"][processes.SUPERVISOR]["pid"]
+        raise DataDirError(
+            f"a platform is running on data dir {datadir.root} already (dsml up pid {pid}, "
+            f"{running.get('url')}); stop it with `dsml down --data-dir {datadir.root}` "
+            "or pass another --data-dir"
+        )
+    processes.stop_left_behind(datadir, _say_up)
     check_port_free(settings["hub"]["ip"], settings["hub"]["port"])
+    url = public_url(settings)
+    if args.detach:
+        return detach(args, datadir, url)
     if args.build:
         build_missing_environments(settings, datadir)
 
     resolved = datadir.hub / "settings.json"
     resolved.write_text(json.dumps(settings, indent=2) + "\n")
-    url = public_url(settings)
     env = dict(os.environ)
     env.update(
         DSML_SETTINGS_JSON=str(resolved),
@@ -202,50 +315,60 @@ def run(args: argparse.Namespace) -> int:
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
     )
     config = platform_root() / "hub_config" / "jupyterhub_config.py"
-    _kill_leftover_proxy(datadir)
+    record = processes.new_record(datadir, url)
+    processes.write_record(datadir, record)
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterhub", "-f", str(config)],
         cwd=datadir.hub,
         env=env,
         start_new_session=True,  # Ctrl-C reaches us; we stop the hub in order
+        preexec_fn=_die_with_parent(),
     )
+    record["processes"][processes.HUB] = processes.describe(proc.pid)
+    processes.write_record(datadir, record)
     stopping = False
 
     def _on_signal(signum: int, frame: object) -> None:
         nonlocal stopping
         if not stopping:
             stopping = True
-            print("\ndsml up: stopping the platform...", flush=True)
+            say(f"\ndsml up: {signal.Signals(signum).name}: stopping the platform...")
             raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _on_signal)
     try:
         asyncio.run(wait_ready(url, proc, args.ready_timeout))
         runtime_file(datadir).write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
         token = datadir.secret(ADMIN_TOKEN_SECRET)
         if args.demo:
             asyncio.run(_seed(url, token, datadir))
-        print(f"dsml up: the platform is up at {url}/", flush=True)
+        _record_proxy(datadir, record)
+        record["state"] = "up"
+        processes.write_record(datadir, record)
+        _say_up(f"the platform is up at {url}/")
         if args.demo:
-            print(f"dsml up: demo accounts and passwords: {datadir.demo_users} (mode 0600)")
-        print("dsml up: press Ctrl-C to stop everything", flush=True)
+            _say_up(f"demo accounts and passwords: {datadir.demo_users} (mode 0600)")
+        _say_up("press Ctrl-C to stop everything")
         while proc.poll() is None:
             time.sleep(0.5)
-        print(f"dsml up: JupyterHub exited with code {proc.returncode}", file=sys.stderr)
+        say(f"dsml up: JupyterHub exited with code {proc.returncode}", err=True)
         return proc.returncode or 1
     except KeyboardInterrupt:
         code = _stop(proc)
-        print(f"dsml up: stopped (hub exit code {code})", flush=True)
+        _say_up(f"stopped (hub exit code {code})")
         return 0
-    except DsmlError:
-        _stop(proc)
-        raise
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stopping = True
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
         _stop(proc)
-        _kill_leftover_proxy(datadir)
+        left = processes.stop_targets(processes.find_targets(datadir, record))
+        if left:
+            _say_up(f"stopped what the hub left running: {processes.summary(left)}")
+        (datadir.hub / "proxy.pid").unlink(missing_ok=True)
         runtime_file(datadir).unlink(missing_ok=True)
+        processes.clear_record(datadir)
 
 
 async def _seed(url: str, token: str, datadir: DataDir) -> None:

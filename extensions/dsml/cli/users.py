@@ -10,8 +10,8 @@ import os
 from dsml.cli import accounts
 from dsml.cli.options import add_location_options, resolve
 from dsml.client import HubClient, find_hub_url
+from dsml.datadir import ADMIN_TOKEN_SECRET
 from dsml.exceptions import HubError
-from dsml.hub.config import ADMIN_TOKEN_SECRET
 from dsml.settings import GROUPS
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from dsml import kernels, scopes
 from dsml import settings as settings_mod
 from dsml.client import SCHEDULER
-from dsml.datadir import DataDir
+from dsml.datadir import ADMIN_TOKEN_SECRET, DataDir
 from dsml.settings import GROUPS, LAB_GROUPS, platform_root
 
 ADMIN_SERVICE = "dsml-admin"
@@ -23,8 +23,6 @@ ADMIN_SERVICE = "dsml-admin"
 
 SCHEDULER_SERVICE = SCHEDULER
 
-ADMIN_TOKEN_SECRET = "admin-api-token"
-"""Name of the secret file (in <data dir>/secrets/) holding the dsml-admin service token."""
 
 GROUP_DESCRIPTIONS = {
     "platform-admins": "Runs the platform: users, groups, environments, usage figures.",
