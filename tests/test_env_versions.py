@@ -92,17 +92,21 @@ def test_new_lock_new_version_and_pinned_job_keeps_old(tree: Path, tmp_path: Pat
         env = {
             **os.environ,
             "DSML_ROOT": str(tree),
-            "DSML_SCHEDULER_DATA_DIR": str(sched),
             "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}",
             "JUPYTERHUB_SERVICE_PREFIX": "/services/scheduler/",
             "JUPYTERHUB_API_TOKEN": "unused-here",
             "JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api",
             "JUPYTER_PATH": str(datadir.jupyter_data),
-            "DSML_ENVIRONMENTS": "python-minimal",
-            "DSML_SCHEDULER_WARM_WORKERS": "0",
         }
         service = subprocess.Popen(
-            [sys.executable, "-m", "dsml.scheduler"],
+            [
+                sys.executable,
+                "-m",
+                "dsml.scheduler",
+                f"--SchedulerApp.data_dir={sched}",
+                "--SchedulerApp.environments=python-minimal",
+                "--LocalExecutor.warm_workers=0",
+            ],
             env=env,
             cwd=tmp_path,
             stdout=open(tmp_path / "service.log", "w"),

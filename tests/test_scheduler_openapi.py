@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from dsml.scheduler.handlers import default_handlers
+from dsml.scheduler.apihandlers import default_handlers
 
 SPEC = Path(__file__).parents[1] / "extensions" / "dsml" / "scheduler" / "openapi.yaml"
 

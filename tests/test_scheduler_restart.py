@@ -20,7 +20,7 @@ from conftest import Platform
 
 def scheduler_pid(platform: Platform) -> int | None:
     """The scheduler service process of this platform (found by its data dir)."""
-    wanted = f"DSML_SCHEDULER_DATA_DIR={platform.datadir.root / 'scheduler'}".encode()
+    wanted = str(platform.datadir.root / "scheduler").encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -28,7 +28,7 @@ def scheduler_pid(platform: Platform) -> int | None:
             cmdline = (entry / "cmdline").read_bytes()
             if b"dsml.scheduler\x00" not in cmdline + b"\x00" or b"worker" in cmdline:
                 continue
-            if wanted in (entry / "environ").read_bytes().split(b"\x00"):
+            if wanted in cmdline:
                 return int(entry.name)
         except OSError:
             continue

@@ -83,6 +83,7 @@ SCHEMA: dict[str, Any] = {
                 "smtp_host": {"type": "string"},
                 "smtp_port": _port,
                 "smtp_from": {"type": "string", "minLength": 3},
+                "config_file": {"type": ["string", "null"], "minLength": 1},
             },
         },
         "environments": {
@@ -125,6 +126,7 @@ DEFAULTS: dict[str, Any] = {
         "smtp_host": "",
         "smtp_port": 25,
         "smtp_from": "dsml-scheduler@localhost",
+        "config_file": None,
     },
     "environments": ["python-minimal", "datascience"],
 }

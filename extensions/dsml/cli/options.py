@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from dsml import settings as settings_mod
@@ -28,4 +29,8 @@ def resolve(args: argparse.Namespace, **overrides: Any) -> tuple[dict[str, Any],
     settings["data_dir"] = str(datadir.root)
     if settings.get("environments_dir"):
         settings["environments_dir"] = str(datadir.environments)
+    if settings["scheduler"].get("config_file"):
+        settings["scheduler"]["config_file"] = str(
+            Path(settings["scheduler"]["config_file"]).expanduser().resolve()
+        )
     return settings, datadir

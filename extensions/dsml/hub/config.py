@@ -17,6 +17,7 @@ from dsml import settings as settings_mod
 from dsml.client import SCHEDULER
 from dsml.datadir import ADMIN_TOKEN_SECRET, DataDir
 from dsml.settings import GROUPS, LAB_GROUPS, platform_root
+from dsml.utils import write_atomic
 
 ADMIN_SERVICE = "dsml-admin"
 """Token-only service the `dsml` CLI uses to manage users and groups."""
@@ -185,6 +186,36 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
         )
 
 
+def scheduler_config_files(settings: dict[str, Any], datadir: DataDir) -> list[str]:
+    """The scheduler's config files: the platform's settings as traits, then the admin's own.
+
+    The settings are written as a JSON config file under the data dir; a `config_file` named
+    in the settings is loaded after it, so what an admin sets there wins.
+    """
+    scheduler = settings["scheduler"]
+    config = {
+        "SchedulerApp": {
+            "data_dir": str(datadir.root / "scheduler"),
+            "environments": list(settings["environments"]),
+            "max_output_bytes": scheduler["max_output_bytes"],
+            "public_url": os.environ.get("DSML_PUBLIC_URL", ""),
+        },
+        "Executor": {"capacity": scheduler["capacity"]},
+        "LocalExecutor": {"warm_workers": scheduler["warm_workers"]},
+        "Notifier": {
+            "smtp_host": scheduler["smtp_host"],
+            "smtp_port": scheduler["smtp_port"],
+            "smtp_from": scheduler["smtp_from"],
+        },
+    }
+    path = datadir.root / "scheduler" / "settings-config.json"
+    write_atomic(path, json.dumps(config, indent=1) + "\n", mode=0o600)
+    files = [str(path)]
+    if scheduler.get("config_file"):
+        files.append(str(Path(scheduler["config_file"]).resolve()))
+    return files
+
+
 def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     """Hub-managed services: the CLI's token-only service and the idle culler."""
     services: list[dict[str, Any]] = [
@@ -195,7 +226,12 @@ def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
         {
             "name": SCHEDULER_SERVICE,
             "url": f"http://127.0.0.1:{port}",
-            "command": [sys.executable, "-m", "dsml.scheduler"],
+            "command": [
+                sys.executable,
+                "-m",
+                "dsml.scheduler",
+                *(f"--config-file={path}" for path in scheduler_config_files(settings, datadir)),
+            ],
             "oauth_no_confirm": True,
             # the page's cookie carries what the service needs to know of its user
             "oauth_client_allowed_scopes": [
@@ -206,15 +242,6 @@ def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
             "display": True,
             "environment": {
                 "DSML_ROOT": str(platform_root()),
-                "DSML_SCHEDULER_DATA_DIR": str(datadir.root / "scheduler"),
-                "DSML_ENVIRONMENTS": ",".join(settings["environments"]),
-                "DSML_SCHEDULER_CAPACITY": str(settings["scheduler"]["capacity"]),
-                "DSML_SCHEDULER_WARM_WORKERS": str(settings["scheduler"]["warm_workers"]),
-                "DSML_SCHEDULER_MAX_OUTPUT_BYTES": str(settings["scheduler"]["max_output_bytes"]),
-                "DSML_PUBLIC_URL": os.environ.get("DSML_PUBLIC_URL", ""),
-                "DSML_SMTP_HOST": settings["scheduler"]["smtp_host"],
-                "DSML_SMTP_PORT": str(settings["scheduler"]["smtp_port"]),
-                "DSML_SMTP_FROM": settings["scheduler"]["smtp_from"],
                 "JUPYTER_PATH": str(datadir.jupyter_data),
             },
         }

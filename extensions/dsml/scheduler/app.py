@@ -16,34 +16,48 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from jupyterhub.traitlets import EntryPointType
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bool, Float, Integer, List, Unicode, default
+from traitlets import Integer, List, Unicode, default
 from traitlets.config import Application
 
 from dsml.kernels import kernel_metadata, kernel_name
-from dsml.scheduler import handlers
-from dsml.scheduler.executors import Executor, executor_class
+from dsml.scheduler import apihandlers
+from dsml.scheduler.executors import Executor
 from dsml.scheduler.metrics import Metrics
 from dsml.scheduler.notify import Notifier
+from dsml.scheduler.outputs import Outputs
 from dsml.scheduler.runs import RunManager
 from dsml.scheduler.store import Store
 
 
 class SchedulerApp(Application):
-    """Hub-wide Papermill jobs: cron, queue, executors, run history, REST API and a page."""
+    """Hub-wide Papermill jobs: cron, queue, executors, run history, REST API and a page.
+
+    Its parts are Configurables with this app as parent, so `c.RunManager.tick_seconds`,
+    `c.Executor.capacity`, `c.LocalExecutor.warm_workers` or `c.Notifier.smtp_host` in a config
+    file take effect. The hub writes the platform's settings into a JSON config file and names
+    it with `--config-file`; an admin's own config file named after it wins over it.
+    """
 
     name = "dsml-scheduler"
     description = "The dsml-platform scheduler service."
 
+    config_file = List(
+        Unicode(),
+        config=True,
+        help="Config files (Python or JSON) loaded in order: a later file wins over an earlier "
+        "one, the command line over every file.",
+    )
     data_dir = Unicode(
         config=True, help="Folder of the scheduler's database (SQLite) and run outputs."
     )
 
     @default("data_dir")
     def _data_dir(self) -> str:
-        return os.environ.get("DSML_SCHEDULER_DATA_DIR", os.path.abspath("scheduler-data"))
+        return os.path.abspath("scheduler-data")
 
     db_url = Unicode(config=True, help="SQLAlchemy URL of the scheduler database.")
 
@@ -66,13 +80,8 @@ class SchedulerApp(Application):
         return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/scheduler/")
 
     public_url = Unicode(
-        config=True, help="Public URL of the platform (for links in notifications)."
+        "", config=True, help="Public URL of the platform (for links in notifications)."
     )
-
-    @default("public_url")
-    def _public_url(self) -> str:
-        return os.environ.get("DSML_PUBLIC_URL", "")
-
     worker_service_url = Unicode(
         config=True,
         help="URL workers use to reach this service (default: service_url + prefix).",
@@ -80,77 +89,60 @@ class SchedulerApp(Application):
 
     @default("worker_service_url")
     def _worker_service_url(self) -> str:
-        return os.environ.get(
-            "DSML_WORKER_SERVICE_URL", url_path_join(self.service_url, self.service_prefix)
-        )
+        return url_path_join(self.service_url, self.service_prefix)
 
-    executor = Unicode(
-        "local", config=True, help="Executor that runs jobs, by short name: local or kubernetes."
-    )
-    capacity = Integer(
-        int(os.environ.get("DSML_SCHEDULER_CAPACITY", "2")),
+    executor_class = EntryPointType(
+        default_value="dsml.scheduler.executors.local.LocalExecutor",
+        klass=Executor,
+        entry_point_group="dsml.executors",
         config=True,
-        help="Runs executed at the same time (a count).",
-    )
-    warm_workers = Integer(
-        int(os.environ.get("DSML_SCHEDULER_WARM_WORKERS", "1")),
-        config=True,
-        help="Pre-started workers with a running kernel kept per environment (a count).",
+        help="Executor that runs jobs: a short name (local, kubernetes) or a class.",
     )
     environments = List(
         Unicode(),
         config=True,
-        help="Curated environments jobs may use (default: DSML_ENVIRONMENTS, comma-separated).",
-    )
-
-    @default("environments")
-    def _environments(self) -> list[str]:
-        value = os.environ.get("DSML_ENVIRONMENTS", "")
-        return [e for e in value.split(",") if e]
-
-    tick_seconds = Float(1.0, config=True, help="Seconds between scheduler loop passes.")
-    grace_seconds = Float(
-        90.0, config=True, help="Seconds after a cron tick within which it counts as on time."
-    )
-    start_timeout_seconds = Float(
-        120.0, config=True, help="Seconds a worker may take to report before the run is lost."
+        help="Curated environments jobs may use (empty: every environment under images/).",
     )
     max_notebook_bytes = Integer(
         5 * 1024 * 1024, config=True, help="Largest notebook a job may snapshot, in bytes."
     )
     max_output_bytes = Integer(
-        int(os.environ.get("DSML_SCHEDULER_MAX_OUTPUT_BYTES", str(25 * 1024 * 1024))),
+        25 * 1024 * 1024,
         config=True,
         help="Largest executed notebook (or HTML) a run may keep, in bytes.",
     )
     max_request_bytes = Integer(
         8 * 1024 * 1024, config=True, help="Largest API request body, in bytes."
     )
-    smtp_host = Unicode(
-        os.environ.get("DSML_SMTP_HOST", ""),
-        config=True,
-        help="SMTP server for e-mail (empty: none).",
-    )
-    smtp_port = Integer(int(os.environ.get("DSML_SMTP_PORT", "25")), config=True, help="SMTP port.")
-    smtp_from = Unicode(
-        os.environ.get("DSML_SMTP_FROM", "dsml-scheduler@localhost"),
-        config=True,
-        help="Sender address of notification e-mails.",
-    )
-    smtp_starttls = Bool(False, config=True, help="Use STARTTLS with the SMTP server.")
 
-    aliases = {"port": "SchedulerApp.service_url", "db-url": "SchedulerApp.db_url"}
+    aliases = {
+        "port": "SchedulerApp.service_url",
+        "db-url": "SchedulerApp.db_url",
+        "config-file": "SchedulerApp.config_file",
+    }
+    classes = List([RunManager, Notifier, Outputs, Executor])
+
+    def load_config_files(self) -> None:
+        """Load `config_file` in order, then apply the command line again so it wins."""
+        for path in self.config_file:
+            if not Path(path).is_file():
+                raise SystemExit(f"dsml-scheduler: config file {path} does not exist")
+            self.load_config_file(os.path.basename(path), path=os.path.dirname(path) or ".")
+        self.update_config(self.cli_config)
 
     def initialize(self, argv: list[str] | None = None) -> None:
         """Read config, open (and migrate) the database, make the executor and run manager."""
         super().initialize(argv)
+        self.load_config_files()
         logging.basicConfig(
             level=logging.INFO, format="[%(levelname).1s %(asctime)s %(name)s] %(message)s"
         )
         self.log.setLevel(logging.INFO)
         Path(self.data_dir).mkdir(parents=True, exist_ok=True)
-        self.outputs = Path(self.data_dir) / "runs"
-        self.outputs.mkdir(exist_ok=True)
+        self.outputs = Outputs(parent=self)
+        if not self.outputs.root:
+            self.outputs.root = str(Path(self.data_dir) / "runs")
+        Path(self.outputs.root).mkdir(parents=True, exist_ok=True)
         self.store = Store(self.db_url)
         self.store.migrate()
         self.executor_obj = self.make_executor()
@@ -160,36 +152,16 @@ class SchedulerApp(Application):
             self.executor_obj,
             self.outputs,
             self.worker_service_url,
-            notifier=Notifier(
-                smtp_host=self.smtp_host,
-                smtp_port=self.smtp_port,
-                smtp_from=self.smtp_from,
-                smtp_starttls=self.smtp_starttls,
-            ),
-            tick_seconds=self.tick_seconds,
-            grace_seconds=self.grace_seconds,
-            start_timeout_seconds=self.start_timeout_seconds,
+            notifier=Notifier(parent=self),
             public_url=url_path_join(self.public_url or "", self.service_prefix),
+            parent=self,
         )
         self.manager.metrics = self.metrics
         self._blocking = None
 
     def make_executor(self) -> Executor:
-        """The executor named by the `executor` trait, configured from this app's config."""
-        cls = executor_class(self.executor)
-        kwargs: dict[str, Any] = {"parent": self, "capacity": self.capacity}
-        if self.executor == "local":
-            kwargs.update(
-                warm_workers=self.warm_workers,
-                log_dir=str(Path(self.data_dir) / "logs"),
-                worker_env={
-                    **{
-                        k: v for k, v in os.environ.items() if k in ("JUPYTER_PATH", "PATH", "HOME")
-                    },
-                    "DSML_WORKER_TMP": str(Path(self.data_dir) / "work"),
-                },
-            )
-        return cls(**kwargs)
+        """The executor `executor_class` names, configured by this app's config."""
+        return self.executor_class(parent=self)
 
     @property
     def public_prefix(self) -> str:
@@ -253,7 +225,7 @@ class SchedulerApp(Application):
     def make_app(self) -> web.Application:
         """The tornado application with every route under the service prefix."""
         return web.Application(
-            handlers.default_handlers(self.service_prefix),
+            apihandlers.default_handlers(self.service_prefix),
             scheduler_app=self,
             cookie_secret=self._cookie_secret(),
             template_path=str(Path(__file__).parent / "templates"),
@@ -288,8 +260,5 @@ class SchedulerApp(Application):
         asyncio.run(self.start_async())
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of `python -m dsml.scheduler`."""
-    app = SchedulerApp()
-    app.initialize(argv)
-    app.start()
+main = SchedulerApp.launch_instance
+"""Entry point of `python -m dsml.scheduler`."""

@@ -13,28 +13,23 @@ from email.message import EmailMessage
 from typing import Any
 
 import httpx
+from traitlets import Bool, Integer, Unicode
+from traitlets.config import LoggingConfigurable
 
 log = logging.getLogger("dsml.scheduler")
 
 
-class Notifier:
+class Notifier(LoggingConfigurable):
     """Send run outcomes by e-mail and webhook."""
 
-    def __init__(
-        self,
-        smtp_host: str = "",
-        smtp_port: int = 25,
-        smtp_from: str = "dsml-scheduler@localhost",
-        smtp_user: str = "",
-        smtp_password: str = "",
-        smtp_starttls: bool = False,
-    ):
-        self.smtp_host = smtp_host
-        self.smtp_port = smtp_port
-        self.smtp_from = smtp_from
-        self.smtp_user = smtp_user
-        self.smtp_password = smtp_password
-        self.smtp_starttls = smtp_starttls
+    smtp_host = Unicode("", config=True, help="SMTP server for e-mail (empty: no e-mail).")
+    smtp_port = Integer(25, config=True, help="TCP port of the SMTP server.")
+    smtp_from = Unicode(
+        "dsml-scheduler@localhost", config=True, help="Sender address of notification e-mails."
+    )
+    smtp_user = Unicode("", config=True, help="SMTP user name (empty: no login).")
+    smtp_password = Unicode("", config=True, help="SMTP password.")
+    smtp_starttls = Bool(False, config=True, help="Use STARTTLS with the SMTP server.")
 
     @staticmethod
     def wanted(job: dict[str, Any], run: dict[str, Any]) -> bool:

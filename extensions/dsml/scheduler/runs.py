@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from traitlets import Float
+from traitlets.config import LoggingConfigurable
 
 from dsml.kernels import kernel_name
 from dsml.scheduler import cron
@@ -32,35 +34,41 @@ from dsml.scheduler.models import (
     utcnow,
 )
 from dsml.scheduler.notify import Notifier
+from dsml.scheduler.outputs import Outputs
 from dsml.scheduler.store import Store, hash_token
 
 log = logging.getLogger("dsml.scheduler")
 
 
-class RunManager:
+class RunManager(LoggingConfigurable):
     """Owns the scheduler loop and every run state change."""
+
+    tick_seconds = Float(1.0, config=True, help="Seconds between scheduler loop passes.")
+    grace_seconds = Float(
+        90.0, config=True, help="Seconds after a cron tick within which it counts as on time."
+    )
+    start_timeout_seconds = Float(
+        120.0, config=True, help="Seconds a worker may take to report before the run is lost."
+    )
 
     def __init__(
         self,
         store: Store,
         executor: Executor,
-        outputs: Path,
+        outputs: Outputs | Path,
         service_url: str,
+        *,
         notifier: Notifier | None = None,
-        tick_seconds: float = 1.0,
-        grace_seconds: float = 90.0,
-        start_timeout_seconds: float = 120.0,
         public_url: str = "",
+        **kwargs: Any,
     ):
+        super().__init__(**kwargs)
         self.store = store
         self.executor = executor
-        self.outputs = outputs
+        self.outputs = outputs if isinstance(outputs, Outputs) else Outputs(root=str(outputs))
         self.service_url = service_url
         self.public_url = public_url
         self.notifier = notifier
-        self.tick_seconds = tick_seconds
-        self.grace_seconds = grace_seconds
-        self.start_timeout_seconds = start_timeout_seconds
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self.metrics: Any = None
@@ -334,8 +342,7 @@ class RunManager:
         if not (job["keep_runs"] or job["keep_days"]):
             return
         expired = await self.store.run(self.store.expired_runs, job, utcnow())
-        for run_id in expired:
-            shutil.rmtree(self.outputs / str(run_id), ignore_errors=True)
+        await self.outputs.remove(expired)
         await self.store.run(self.store.delete_runs, expired)
 
     # worker reports
@@ -366,14 +373,11 @@ class RunManager:
         state = body.get("state")
         if state not in (SUCCEEDED, FAILED, TIMED_OUT):
             raise Conflict(f"a worker cannot end a run as {state!r}")
-        folder = self.outputs / str(run_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        has_output = False
-        if isinstance(body.get("notebook"), str):
-            (folder / "output.ipynb").write_text(body["notebook"])
-            has_output = True
-        if isinstance(body.get("html"), str):
-            (folder / "output.html").write_text(body["html"])
+        has_output = await self.outputs.store_result(
+            run_id,
+            body["notebook"] if isinstance(body.get("notebook"), str) else None,
+            body["html"] if isinstance(body.get("html"), str) else None,
+        )
         error = body.get("error") or {}
         fields: dict[str, Any] = {"has_output": has_output}
         if error:

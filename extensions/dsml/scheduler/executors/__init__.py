@@ -57,13 +57,10 @@ class Executor(LoggingConfigurable):
 
 
 def executor_class(name: str) -> type[Executor]:
-    """The executor class called `name` ("local" or "kubernetes")."""
-    if name == "local":
-        from dsml.scheduler.executors.local import LocalExecutor
+    """The executor class registered under `name` (entry point group `dsml.executors`)."""
+    from importlib.metadata import entry_points
 
-        return LocalExecutor
-    if name == "kubernetes":
-        from dsml.scheduler.executors.kubernetes import KubernetesExecutor
-
-        return KubernetesExecutor
-    raise ValueError(f"unknown executor {name!r}; known executors: local, kubernetes")
+    found = {e.name: e for e in entry_points(group="dsml.executors")}
+    if name not in found:
+        raise ValueError(f"unknown executor {name!r}; known executors: {', '.join(sorted(found))}")
+    return found[name].load()

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from traitlets import Dict, Float, Integer, Unicode
+from traitlets import Dict, Float, Integer, Unicode, default
 
 from dsml.kernels import kernel_name
 from dsml.scheduler.executors import Executor, Launch
@@ -82,6 +82,16 @@ class LocalExecutor(Executor):
     stop_grace_seconds = Float(
         3.0, config=True, help="Seconds between SIGTERM and SIGKILL when stopping a run."
     )
+
+    @default("log_dir")
+    def _log_dir(self) -> str:
+        data_dir = getattr(self.parent, "data_dir", "")
+        return str(Path(data_dir) / "logs") if data_dir else ""
+
+    @default("worker_env")
+    def _worker_env(self) -> dict[str, str]:
+        data_dir = getattr(self.parent, "data_dir", "")
+        return {"DSML_WORKER_TMP": str(Path(data_dir) / "work")} if data_dir else {}
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)

@@ -1,0 +1,323 @@
+"""Jobs: create, list, read, change, delete; their versions, runs and latest output; inspect.
+
+A job snapshots its notebook (each change of notebook is a new version, kept for rollback),
+with typed parameters, an environment and its version, and an optional cron schedule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from jupyterhub.utils import url_path_join
+
+from dsml.scheduler import cron, params
+from dsml.scheduler.apihandlers.base import BaseHandler, _int
+from dsml.scheduler.exceptions import BadRequest, Forbidden, NotFound, TooLarge
+from dsml.scheduler.models import CATCH_UP, OVERLAP, utcnow
+from dsml.scheduler.store import JOB_FIELDS
+from dsml.scopes import JOBS_RUN, has_scope
+
+
+def check_job_fields(
+    data: dict[str, Any], environments: list[str], partial: bool
+) -> dict[str, Any]:
+    """Validate the settable job fields of a create (all) or update (partial) request."""
+    allowed = set(JOB_FIELDS) | {"notebook", "notebook_name"}
+    unknown = set(data) - allowed
+    if unknown:
+        raise BadRequest(
+            f"unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}"
+        )
+    out: dict[str, Any] = {}
+    if "name" in data or not partial:
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            raise BadRequest("name must be a non-empty string of at most 255 characters")
+        out["name"] = name.strip()
+    if "environment" in data or not partial:
+        env = data.get("environment")
+        if env not in environments:
+            raise BadRequest(
+                f"environment {env!r} is not a curated environment; "
+                f"use one of {', '.join(environments)}"
+            )
+        out["environment"] = env
+    if "environment_version" in data:
+        version = data["environment_version"]
+        if not isinstance(version, str) or not re.fullmatch(r"current|[0-9a-f]{12}", version):
+            raise BadRequest(
+                "environment_version must be 'current' or a 12-digit version "
+                f"(see GET /api/environments), got {version!r}"
+            )
+        out["environment_version"] = version
+    if "schedule" in data:
+        out["schedule"] = data["schedule"] or None
+    if "timezone" in data:
+        out["timezone"] = data["timezone"] or "UTC"
+    if out.get("schedule"):
+        cron.check(out["schedule"], out.get("timezone", "UTC"))
+    elif "timezone" in out:
+        cron.check("* * * * *", out["timezone"])
+    if "catch_up" in data:
+        if data["catch_up"] not in CATCH_UP:
+            raise BadRequest(
+                f"catch_up must be one of {', '.join(CATCH_UP)}, got {data['catch_up']!r}"
+            )
+        out["catch_up"] = data["catch_up"]
+    if "overlap" in data:
+        if data["overlap"] not in OVERLAP:
+            raise BadRequest(
+                f"overlap must be one of {', '.join(OVERLAP)}, got {data['overlap']!r}"
+            )
+        out["overlap"] = data["overlap"]
+    for key, minimum in (
+        ("catch_up_cap", 0),
+        ("max_concurrent_runs", 1),
+        ("retries", 0),
+        ("retry_backoff_seconds", 0),
+    ):
+        if key in data:
+            out[key] = _int(data[key], key, minimum, allow_none=False)
+    for key in ("cell_timeout_seconds", "deadline_seconds", "keep_runs", "keep_days"):
+        if key in data:
+            out[key] = _int(data[key], key, 1)
+    for key in ("retry_on_user_error", "paused"):
+        if key in data:
+            if not isinstance(data[key], bool):
+                raise BadRequest(f"{key} must be true or false, got {data[key]!r}")
+            out[key] = data[key]
+    if "notify" in data:
+        notify = data["notify"] or {}
+        if not isinstance(notify, dict) or set(notify) - {"on", "emails", "webhook"}:
+            raise BadRequest("notify must be an object with keys on, emails, webhook")
+        if notify.get("on", "failure") not in ("failure", "always", "never"):
+            raise BadRequest("notify.on must be one of failure, always, never")
+        if not isinstance(notify.get("emails", []), list):
+            raise BadRequest("notify.emails must be a list of addresses")
+        hook = notify.get("webhook")
+        if hook is not None and not (
+            isinstance(hook, str) and hook.startswith(("http://", "https://"))
+        ):
+            raise BadRequest("notify.webhook must be an http(s) URL")
+        out["notify"] = notify
+    if "shared_with" in data:
+        groups = data["shared_with"] or []
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise BadRequest("shared_with must be a list of group names")
+        out["shared_with"] = groups
+    return out
+
+
+def _notebook_from(data: dict[str, Any], limit: int) -> tuple[str, str, str, Any]:
+    """(name, JSON text, sha256, parsed) of the notebook in a request."""
+    nb = data.get("notebook")
+    if nb is None:
+        raise BadRequest("notebook is required: the .ipynb content as a JSON object or string")
+    text = nb if isinstance(nb, str) else json.dumps(nb)
+    if len(text.encode()) > limit:
+        raise TooLarge(f"notebook is {len(text.encode()):,} bytes; the limit is {limit:,}")
+    parsed = params.parse_notebook(text)
+    name = data.get("notebook_name") or "notebook.ipynb"
+    if not isinstance(name, str) or "/" in name or not name.endswith(".ipynb"):
+        raise BadRequest(f"notebook_name must be a file name ending in .ipynb, got {name!r}")
+    return name, text, hashlib.sha256(text.encode()).hexdigest(), parsed
+
+
+class JobsHandler(BaseHandler):
+    """GET: the caller's jobs (and those shared with them); POST: create a job."""
+
+    async def get(self) -> None:
+        """List jobs, newest first, with cursor pagination."""
+        user = self.user()
+        after, limit = self.page()
+        owner = (
+            None if (self.is_admin(user) and self.get_argument("all", "") == "1") else user["name"]
+        )
+        jobs = await self.store.run(
+            self.store.list_jobs, owner, list(user.get("groups") or []), after, limit
+        )
+        self.write_page(jobs, limit, "jobs")
+
+    async def post(self) -> None:
+        """Create a job from a notebook snapshot; Idempotency-Key makes retries safe."""
+        user = self.user()
+        if not self.is_admin(user) and not has_scope(user, JOBS_RUN):
+            raise Forbidden(
+                f"scheduling notebooks needs the scope {JOBS_RUN} (members of analysts, "
+                "data-scientists, newcomers and platform-admins have it); this token does not"
+            )
+        data = self.body()
+        fields = check_job_fields(data, self.app.environment_names(), partial=False)
+        name, text, sha, nb = _notebook_from(data, self.app.max_notebook_bytes)
+        schema = await self.app.run_blocking(params.infer_schema, nb)
+        fields["parameters"] = params.validate(schema, data.get("parameters"))
+        fields["environment_version"] = self.app.pin_version(
+            fields["environment"], fields.get("environment_version", "current")
+        )
+        fields.setdefault("timezone", "UTC")
+        next_run = (
+            cron.next_tick(fields["schedule"], fields["timezone"], utcnow())
+            if fields.get("schedule")
+            else None
+        )
+        job, created = await self.store.run(
+            self.store.create_job,
+            user["name"],
+            fields,
+            name,
+            text,
+            sha,
+            schema,
+            next_run,
+            self.request.headers.get("Idempotency-Key"),
+        )
+        job["parameter_schema"] = schema
+        job["notebook_sha256"] = sha
+        self.write_json(job, 201 if created else 200)
+
+
+class JobHandler(BaseHandler):
+    """GET, PATCH (a new notebook makes a new version) and DELETE one job."""
+
+    async def get(self, job_id: str) -> None:
+        """One job with its current version's parameter schema and links."""
+        job = await self.job_for(int(job_id))
+        version = await self.store.run(self.store.get_version, job["id"], job["version"])
+        latest = await self.store.run(self.store.latest_run, job["id"], "succeeded")
+        job.update(
+            parameter_schema=version["parameter_schema"],
+            notebook_name=version["notebook_name"],
+            notebook_sha256=version["sha256"],
+            latest_success=self.run_links(latest) if latest else None,
+        )
+        self.write_json(job)
+
+    async def patch(self, job_id: str) -> None:
+        """Change settings; a `notebook` makes a new version (the old ones stay for rollback)."""
+        job = await self.job_for(int(job_id), write=True)
+        data = self.body()
+        fields = check_job_fields(data, self.app.environment_names(), partial=True)
+        notebook = None
+        version = await self.store.run(self.store.get_version, job["id"], job["version"])
+        schema = version["parameter_schema"]
+        if "notebook" in data:
+            name, text, sha, nb = _notebook_from(
+                {"notebook_name": version["notebook_name"], **data}, self.app.max_notebook_bytes
+            )
+            schema = await self.app.run_blocking(params.infer_schema, nb)
+            if sha != version["sha256"]:
+                notebook = (name, text, sha, schema)
+        if "parameters" in data or notebook is not None:
+            fields["parameters"] = params.validate(
+                schema, data.get("parameters", job["parameters"])
+            )
+        schedule = fields.get("schedule", job["schedule"])
+        timezone = fields.get("timezone", job["timezone"])
+        next_run: Any = False
+        if "schedule" in fields or "timezone" in fields or fields.get("paused") is False:
+            if schedule:
+                cron.check(schedule, timezone)
+            next_run = cron.next_tick(schedule, timezone, utcnow()) if schedule else None
+        updated = await self.store.run(self.store.update_job, job["id"], fields, notebook, next_run)
+        if fields.get("paused") is True:
+            await self.manager.cancel_queued(
+                job["id"], "the job was paused before this run started"
+            )
+        self.write_json(updated)
+
+    async def delete(self, job_id: str) -> None:
+        """Delete the job, its versions, runs and outputs (409 while a run is in progress)."""
+        job = await self.job_for(int(job_id), write=True)
+        await self.store.run(self.store.delete_job, job["id"])
+        self.set_status(204)
+        self.finish()
+
+
+class VersionsHandler(BaseHandler):
+    """GET: a job's notebook versions; POST {"version": n}: roll back (or forward) to one."""
+
+    async def get(self, job_id: str) -> None:
+        """Every version, newest first."""
+        job = await self.job_for(int(job_id))
+        versions = await self.store.run(self.store.list_versions, job["id"])
+        self.write_json({"current": job["version"], "versions": versions})
+
+    async def post(self, job_id: str) -> None:
+        """Point the job at another stored version."""
+        job = await self.job_for(int(job_id), write=True)
+        version = _int(self.body().get("version"), "version", 1, allow_none=False)
+        self.write_json(await self.store.run(self.store.set_job_version, job["id"], version))
+
+
+class JobRunsHandler(BaseHandler):
+    """GET: a job's runs; POST {"parameters": {...}}: run it now."""
+
+    async def get(self, job_id: str) -> None:
+        """Runs of the job, newest first, with cursor pagination."""
+        job = await self.job_for(int(job_id))
+        after, limit = self.page()
+        runs = await self.store.run(
+            self.store.list_runs, job_id=job["id"], after=after, limit=limit
+        )
+        self.write_page([self.run_links(r) for r in runs], limit, "runs")
+
+    async def post(self, job_id: str) -> None:
+        """Queue a run with the job's parameters overridden by the request's."""
+        user = self.user()
+        job = await self.job_for(int(job_id), write=True)
+        data = self.body()
+        version = await self.store.run(self.store.get_version, job["id"], job["version"])
+        overrides = params.validate(version["parameter_schema"], data.get("parameters"))
+        run = await self.store.run(
+            self.store.create_run,
+            job,
+            trigger="manual",
+            parameters={**job["parameters"], **overrides},
+            scheduled_for=None,
+            idempotency_key=self.request.headers.get("Idempotency-Key"),
+            owner=user["name"],
+        )
+        self.manager.wake()
+        self.write_json(self.run_links(run), 201)
+
+
+class LatestHandler(BaseHandler):
+    """The latest successful run of a job, or its output: a stable link for reports."""
+
+    async def get(self, job_id: str, what: str | None = None) -> None:
+        """JSON of the run, or redirect to its output.html / output.ipynb."""
+        job = await self.job_for(int(job_id))
+        run = await self.store.run(self.store.latest_run, job["id"], "succeeded")
+        if run is None:
+            raise NotFound(f"job {job_id} has no successful run yet")
+        if what:
+            self.redirect(
+                url_path_join(self.app.public_prefix, "api", "runs", str(run["id"]), what)
+            )
+            return
+        self.write_json(self.run_links(run))
+
+
+class InspectHandler(BaseHandler):
+    """POST a notebook: its parameter schema (what `dsml schedule` reads -p values with)."""
+
+    async def post(self) -> None:
+        """The typed parameters Papermill finds in the notebook's `parameters` cell."""
+        self.user()
+        _name, _text, sha, nb = _notebook_from(self.body(), self.app.max_notebook_bytes)
+        schema = await self.app.run_blocking(params.infer_schema, nb)
+        self.write_json({"parameters": schema, "sha256": sha})
+
+
+default_handlers = [
+    (r"/api/jobs", JobsHandler),
+    (r"/api/jobs/(\d+)", JobHandler),
+    (r"/api/jobs/(\d+)/versions", VersionsHandler),
+    (r"/api/jobs/(\d+)/runs", JobRunsHandler),
+    (r"/api/jobs/(\d+)/latest", LatestHandler),
+    (r"/api/jobs/(\d+)/latest/(output\.html|output\.ipynb)", LatestHandler),
+    (r"/api/inspect", InspectHandler),
+]

@@ -1,0 +1,88 @@
+"""Run outputs on disk: one folder per run with its executed notebook and its HTML render.
+
+Every file operation runs off the event loop (outputs reach 25 MB, rendering takes a second),
+so the service keeps answering while one is written, read or rendered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+from traitlets import Unicode
+from traitlets.config import LoggingConfigurable
+
+from dsml import notebooks
+from dsml.scheduler.exceptions import NotFound
+from dsml.utils import write_atomic
+
+NOTEBOOK = "output.ipynb"
+HTML = "output.html"
+NAMES = (NOTEBOOK, HTML)
+"""The files a run may keep."""
+
+
+class Outputs(LoggingConfigurable):
+    """The outputs folder: `<root>/<run id>/output.ipynb` and `output.html`."""
+
+    root = Unicode(config=True, help="Folder holding one folder of outputs per run.")
+
+    def folder(self, run_id: int) -> Path:
+        """The folder of one run's outputs."""
+        return Path(self.root) / str(int(run_id))
+
+    def path(self, run_id: int, name: str) -> Path:
+        """The path of one output file (`name` is one of NAMES)."""
+        if name not in NAMES:
+            raise NotFound(f"a run keeps no {name!r}; outputs are {', '.join(NAMES)}")
+        return self.folder(run_id) / name
+
+    async def store_result(self, run_id: int, notebook: str | None, html: str | None) -> bool:
+        """Keep the executed notebook (and its HTML when sent); True when a notebook was kept."""
+
+        def write() -> bool:
+            if notebook is not None:
+                write_atomic(self.path(run_id, NOTEBOOK), notebook)
+            if html is not None:
+                write_atomic(self.path(run_id, HTML), html)
+            return notebook is not None
+
+        return await asyncio.to_thread(write)
+
+    async def store_html(self, run_id: int, data: bytes) -> None:
+        """Keep the HTML render the worker sends after its result (404 without a notebook)."""
+
+        def write() -> None:
+            if not self.path(run_id, NOTEBOOK).exists():
+                raise NotFound(f"run {run_id} kept no notebook to go with this HTML")
+            write_atomic(self.path(run_id, HTML), data)
+
+        await asyncio.to_thread(write)
+
+    async def read(self, run_id: int, name: str) -> bytes | None:
+        """The bytes of one output, or None when the run kept none.
+
+        The HTML is rendered here, once, when the worker's render has not arrived (or failed).
+        """
+        path = self.path(run_id, name)
+
+        def load() -> bytes | None:
+            source = self.path(run_id, NOTEBOOK)
+            if name == HTML and not path.exists() and source.exists():
+                write_atomic(path, notebooks.render_html(source))
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                return None
+
+        return await asyncio.to_thread(load)
+
+    async def remove(self, run_ids: list[int]) -> None:
+        """Delete the outputs of these runs (retention, deleted jobs)."""
+
+        def rm() -> None:
+            for run_id in run_ids:
+                shutil.rmtree(self.folder(run_id), ignore_errors=True)
+
+        await asyncio.to_thread(rm)
