@@ -820,3 +820,59 @@ def rank(requests: list[Request], views: list[EnvironmentView], prefer: str = ""
             )
         )
     return [fit for _, fit in sorted(scored, key=lambda pair: pair[0])]
+
+
+def label(name: str, version: str) -> str:
+    """An environment and its version as shown in findings: `name (version)`."""
+    return f"{name} ({version})"
+
+
+def _what(f: Any) -> str:
+    """How the request reads in the source: `import x`, `!pip install x==1`, `requires x`."""
+    wanted = f"{f.name}{f.requested}"
+    if f.kind == "import":
+        return f"import {f.name}"
+    if f.kind == "pip-install":
+        return f"{f.tool or 'pip'} install {wanted}"
+    return f"requires {wanted}"
+
+
+def _request_command(f: Any) -> str:
+    wanted = f"{f.distribution or f.name}{f.requested if f.kind != 'import' else ''}"
+    return f"dsml env request {shlex.quote(wanted)} --env {f.environment}"
+
+
+def describe(f: Any, display_names: dict[str, str]) -> str:
+    """One line for a finding that is not satisfied: where, what, why, and what to do."""
+    where = f.file + (f" cell {f.cell}" if f.cell is not None else "") + f" line {f.line}"
+    env = label(f.environment, f.environment_version)
+    ask = f"ask the platform team: {_request_command(f)}"
+    others = [n for n in f.available_in if n != f.environment]
+    if f.status == "missing":
+        versions = {n: v for n, v in f.pinned_in.items() if n != f.environment}
+        if others:
+            switch = ", ".join(display_names.get(n, n) for n in others)
+            elsewhere = f"it is in {', '.join(others)} (switch the kernel to {switch})"
+        elif versions:
+            pins = ", ".join(f"{n} has {f.distribution} {v}" for n, v in versions.items())
+            elsewhere = f"{pins}, which does not fit {f.requested}"
+        else:
+            elsewhere = "no curated environment has it"
+        reason = f"not in {env}; {elsewhere}"
+    elif f.status == "version-mismatch":
+        fits = (
+            f"{', '.join(others)} fits"
+            if others
+            else "no curated environment has a version that fits"
+        )
+        reason = f"{env} pins {f.distribution} {f.pinned}, not {f.requested}; {fits}"
+        if f.kind == "pip-install":
+            reason += (
+                "; installing it in the kernel is lost on restart and not seen by jobs or apps"
+            )
+    else:
+        reason = f.detail
+        if f.pinned:
+            reason += f"; {env} already has {f.distribution} {f.pinned}: drop the line"
+    optional = " (optional: the code catches ImportError)" if f.optional else ""
+    return f"{where}: {_what(f)}{optional} — {reason}; {ask}"

@@ -89,9 +89,9 @@ class DsmlCheck(LoggingConfigurable):
         `nb` is the notebook JSON, `path` its API path (shown in findings), `folder` the folder
         it is in on disk (imports of modules next to it are the user's own).
         """
-        from dsml.cli.check import describe
         from dsml.datadir import DataDir
         from dsml.environments import checker
+        from dsml.environments.checker import describe
         from dsml.environments.spec import find_environment
 
         settings = self.settings()

@@ -151,7 +151,9 @@ class JobsHandler(BaseHandler):
             )
         data = self.body()
         fields = check_job_fields(data, self.app.environment_names(), partial=False)
-        name, text, sha, nb = _notebook_from(data, self.app.max_notebook_bytes)
+        name, text, sha, nb = await self.app.run_blocking(
+            _notebook_from, data, self.app.max_notebook_bytes
+        )
         schema = await self.app.run_blocking(params.infer_schema, nb)
         fields["parameters"] = params.validate(schema, data.get("parameters"))
         fields["environment_version"] = self.app.pin_version(
@@ -204,8 +206,10 @@ class JobHandler(BaseHandler):
         version = await self.store.run(self.store.get_version, job["id"], job["version"])
         schema = version["parameter_schema"]
         if "notebook" in data:
-            name, text, sha, nb = _notebook_from(
-                {"notebook_name": version["notebook_name"], **data}, self.app.max_notebook_bytes
+            name, text, sha, nb = await self.app.run_blocking(
+                _notebook_from,
+                {"notebook_name": version["notebook_name"], **data},
+                self.app.max_notebook_bytes,
             )
             schema = await self.app.run_blocking(params.infer_schema, nb)
             if sha != version["sha256"]:
@@ -307,7 +311,9 @@ class InspectHandler(BaseHandler):
     async def post(self) -> None:
         """The typed parameters Papermill finds in the notebook's `parameters` cell."""
         self.user()
-        _name, _text, sha, nb = _notebook_from(self.body(), self.app.max_notebook_bytes)
+        _name, _text, sha, nb = await self.app.run_blocking(
+            _notebook_from, self.body(), self.app.max_notebook_bytes
+        )
         schema = await self.app.run_blocking(params.infer_schema, nb)
         self.write_json({"parameters": schema, "sha256": sha})
 
