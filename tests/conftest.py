@@ -116,8 +116,8 @@ class Platform:
     admin_token: str
     log: Path
 
-    def password(self, name: str) -> str:
-        """The demo password of `name`."""
+    def password(self, name: str) -> str | None:
+        """The demo password of `name` (None with single sign-on)."""
         return self.users[name]["password"]
 
 
@@ -137,15 +137,23 @@ def _processes_under(folder: Path) -> list[int]:
 
 
 @contextlib.contextmanager
-def running_platform(base: Path, data_dir: Path, port: int | None = None) -> Iterator[Platform]:
-    """Run `dsml up --demo` until the block ends; then check that Ctrl-C left nothing running."""
+def running_platform(
+    base: Path,
+    data_dir: Path,
+    port: int | None = None,
+    settings: dict[str, object] | None = None,
+) -> Iterator[Platform]:
+    """Run `dsml up --demo` until the block ends; then check that Ctrl-C left nothing running.
+
+    `settings` replaces top-level keys of the test settings (e.g. `{"auth": {...}}`).
+    """
     base.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    settings = write_settings(base / "settings.yaml", data_dir, port)
+    settings_file = write_settings(base / "settings.yaml", data_dir, port, **(settings or {}))
     log = base / f"dsml-up-{port}.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            DSML + ["up", "--demo", "--settings", str(settings)],
+            DSML + ["up", "--demo", "--settings", str(settings_file)],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -49,8 +49,16 @@ SCHEMA: dict[str, Any] = {
                 "minimum_password_length": {"type": "integer", "minimum": 8, "maximum": 128},
                 "allowed_failed_logins": {"type": "integer", "minimum": 0},
                 "seconds_before_next_try": _seconds,
-                "oauth_class": {"type": ["string", "null"]},
-                "oauth_config": {"type": "object"},
+                # an importable class: `package.module.Class`
+                "oauth_class": {
+                    "type": ["string", "null"],
+                    "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+                },
+                # trait names of that class and their values
+                "oauth_config": {
+                    "type": "object",
+                    "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                },
             },
         },
         "spawner": {
@@ -205,12 +213,29 @@ def validate(data: Any, source: str = "settings") -> dict[str, Any]:
     if errors:
         raise SettingsError(f"{source}: {_describe(errors[0])}")
     merged = _merge(DEFAULTS, data)
-    if merged["auth"]["kind"] == "oauth" and not merged["auth"]["oauth_class"]:
+    _check_oauth(merged["auth"], source)
+    return merged
+
+
+def _check_oauth(auth: dict[str, Any], source: str) -> None:
+    """With kind oauth, the class must be named and its package installed (not imported here)."""
+    if auth["kind"] != "oauth":
+        return
+    if not auth["oauth_class"]:
         raise SettingsError(
             f"{source}: auth.oauth_class is required when auth.kind is oauth "
             "(e.g. oauthenticator.generic.GenericOAuthenticator)"
         )
-    return merged
+    import importlib.util
+
+    # the top-level package only: finding a submodule would import (run) its package
+    package = auth["oauth_class"].split(".", 1)[0]
+    if importlib.util.find_spec(package) is None:
+        hint = " (pip install oauthenticator)" if package == "oauthenticator" else ""
+        raise SettingsError(
+            f"{source}: auth.oauth_class = {auth['oauth_class']} cannot be loaded: "
+            f"package {package} is not installed{hint}"
+        )
 
 
 def load(path: str | os.PathLike[str] | None = None, **overrides: Any) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """User accounts through the hub's REST API: create, set a password, join a group, list.
 
 Used by `dsml users` and by the demo seeding of `dsml up`; the hub stays the only writer of its
-database.
+database. With single sign-on (`auth.kind: oauth`) the hub keeps no passwords: accounts are
+created with their group, and people sign in through the identity provider under the same name.
+The running hub decides, not a settings file the CLI may not share with it: only the password
+authenticator has the password endpoint (`PUT /hub/api/dsml/users/NAME/password`).
 """
 
 from __future__ import annotations
@@ -45,26 +48,65 @@ def check_name_and_group(name: str, group: str) -> None:
         raise SettingsError(f"group {group!r} is not allowed: use one of {', '.join(GROUPS)}")
 
 
-async def add_user(hub: HubClient, name: str, group: str, password: str | None = None) -> str:
+SSO_SIGN_IN = "through the identity provider (single sign-on), with the same user name"
+"""How an account signs in when the hub keeps no passwords."""
+
+
+class NoPasswordsError(HubError):
+    """The hub's authenticator keeps no passwords (single sign-on)."""
+
+
+async def set_password(hub: HubClient, name: str, password: str) -> None:
+    """Set the password of `name`, an existing user.
+
+    Raises NoPasswordsError when the hub has no password endpoint (an SSO authenticator): it
+    answers 404 there even though the user exists.
+    """
+    answer = await hub.request(
+        "PUT", f"dsml/users/{name}/password", {"password": password}, ok=(404,)
+    )
+    if answer.get("status") == 404:
+        raise NoPasswordsError(
+            f"this platform keeps no passwords: {name} signs in {SSO_SIGN_IN}; "
+            "manage the password at the identity provider"
+        )
+
+
+async def add_user(
+    hub: HubClient, name: str, group: str, password: str | None = None
+) -> str | None:
     """Create `name` in `group` with a password (generated when None); return the password.
 
-    Raises HubError with 409 semantics if the user exists already.
+    Returns None when the hub keeps no passwords (single sign-on): the account is created and
+    joins its group, and its owner signs in through the identity provider.
+    Raises HubError if the user exists already.
     """
     check_name_and_group(name, group)
-    password = password or new_password()
     existing = await hub.request("GET", f"users/{name}", ok=(404,))
     if existing.get("status") != 404:
         raise HubError(f"user {name!r} exists already; use `dsml users reset-password {name}`")
     await hub.request("POST", f"users/{name}")
     await hub.request("POST", f"groups/{group}/users", {"users": [name]})
-    await hub.request("PUT", f"dsml/users/{name}/password", {"password": password})
-    return password
+    chosen = password or new_password()
+    try:
+        await set_password(hub, name, chosen)
+    except NoPasswordsError:
+        if password is not None:
+            raise
+        return None
+    return chosen
 
 
 async def reset_password(hub: HubClient, name: str) -> str:
-    """Give an existing user a new generated password and return it."""
+    """Give an existing user a new generated password and return it.
+
+    Raises HubError for an unknown user, NoPasswordsError with single sign-on.
+    """
+    existing = await hub.request("GET", f"users/{name}", ok=(404,))
+    if existing.get("status") == 404:
+        raise HubError(f"no user {name!r}; create it with `dsml users add {name} --group ...`")
     password = new_password()
-    await hub.request("PUT", f"dsml/users/{name}/password", {"password": password})
+    await set_password(hub, name, password)
     return password
 
 
@@ -98,13 +140,14 @@ async def list_users(hub: HubClient, page_size: int = 200) -> list[dict[str, Any
     ]
 
 
-async def seed_demo_users(hub: HubClient, path: Path) -> list[dict[str, str]]:
+async def seed_demo_users(hub: HubClient, path: Path) -> list[dict[str, str | None]]:
     """Create the demo accounts that are missing and write them all to `path` (mode 0600).
 
     Accounts listed in an existing file are kept as they are, so re-running changes nothing.
+    With single sign-on an account's password is null and `sign_in` says how it signs in.
     """
     try:
-        accounts: list[dict[str, str]] = json.loads(path.read_text())
+        accounts: list[dict[str, str | None]] = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         accounts = []
     known = {a["name"] for a in accounts}
@@ -115,8 +158,14 @@ async def seed_demo_users(hub: HubClient, path: Path) -> list[dict[str, str]]:
         if existing.get("status") == 404:
             password = await add_user(hub, name, group)
         else:
-            password = await reset_password(hub, name)
-        accounts.append({"name": name, "password": password, "group": group})
+            try:
+                password = await reset_password(hub, name)
+            except NoPasswordsError:
+                password = None
+        record: dict[str, str | None] = {"name": name, "password": password, "group": group}
+        if password is None:
+            record["sign_in"] = SSO_SIGN_IN
+        accounts.append(record)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -1,4 +1,8 @@
-"""`dsml users add | list | reset-password`: accounts through the hub API with the admin token."""
+"""`dsml users add | list | reset-password`: accounts through the hub API with the admin token.
+
+With single sign-on the hub keeps no passwords: `add` creates the account in its group and says
+that it signs in through the identity provider; `reset-password` refuses with one line.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("users", help="create and list user accounts")
     users_sub = parser.add_subparsers(dest="users_command", required=True, metavar="ACTION")
 
-    add = users_sub.add_parser("add", help="create an account and print its password once")
+    add = users_sub.add_parser(
+        "add", help="create an account and print its password once (none with single sign-on)"
+    )
     add.add_argument("name", help="user name (lower-case letters, digits, . _ -)")
     add.add_argument("--group", required=True, choices=GROUPS, help="the user's group")
     listing = users_sub.add_parser("list", help="list users and their groups")
@@ -53,11 +59,16 @@ async def _run(args: argparse.Namespace) -> int:
         if args.users_command == "add":
             password = await accounts.add_user(hub, args.name, args.group)
             record = {"name": args.name, "group": args.group, "password": password}
+            if password is None:
+                record["sign_in"] = accounts.SSO_SIGN_IN
             if args.json:
                 print(json.dumps(record))
             else:
                 print(f"created {args.name} in {args.group}")
-                print(f"password: {password}   (shown once; change it at /hub/change-password)")
+                if password is None:
+                    print(f"no password: {args.name} signs in {accounts.SSO_SIGN_IN}")
+                else:
+                    print(f"password: {password}   (shown once; change it at /hub/change-password)")
         elif args.users_command == "reset-password":
             password = await accounts.reset_password(hub, args.name)
             if args.json:

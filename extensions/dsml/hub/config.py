@@ -95,7 +95,12 @@ def update_state(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
 
 
 def update_auth(c: Any, settings: dict[str, Any]) -> None:
-    """Password login (nativeauthenticator) by default, or an OAuthenticator class."""
+    """Password login (nativeauthenticator) by default, or an OAuthenticator class (SSO).
+
+    With SSO, as with passwords, accounts are made by admins (`dsml users add`): only users
+    the hub knows may sign in (`allow_existing_users`), unless `auth.oauth_config` says
+    otherwise (e.g. `allowed_groups` with `manage_groups`, or `allow_all`).
+    """
     auth = settings["auth"]
     if auth["kind"] == "native":
         c.JupyterHub.authenticator_class = "dsml.hub.auth.DsmlAuthenticator"
@@ -105,6 +110,8 @@ def update_auth(c: Any, settings: dict[str, Any]) -> None:
         c.NativeAuthenticator.check_common_password = True
     else:
         c.JupyterHub.authenticator_class = auth["oauth_class"]
+        # the class's own section outranks this base-class default (traitlets config order)
+        c.Authenticator.allow_existing_users = True
         class_name = auth["oauth_class"].rsplit(".", 1)[-1]
         for key, value in auth["oauth_config"].items():
             setattr(c[class_name], key, value)
