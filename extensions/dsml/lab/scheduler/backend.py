@@ -1,22 +1,7 @@
-"""JupyterLab's Notebook Jobs UI (jupyter-scheduler) on top of the hub-wide scheduler service.
+"""jupyter-scheduler's backend classes, forwarding every call to the scheduler service.
 
-jupyter-scheduler brings the UI and a REST API under `<server>/scheduler/`; this module swaps
-everything behind that API for calls to the scheduler service at
-`$DSML_HUB_URL/services/scheduler/api/`, made with the server's `$JUPYTERHUB_API_TOKEN`. Nothing
-runs or is stored in the user server, so jobs keep running when it stops.
-
-How the two models map:
-
-* a jupyter-scheduler *job definition* is a service **job** with a cron schedule
-  (id `job-<n>`); pausing and resuming it set the job's `paused`;
-* a jupyter-scheduler *job* is a service **run** (id `run-<n>`); "Run now" from the UI makes
-  (or updates) an unscheduled service job named `<name> (ad hoc)`, as `dsml run` does, and
-  queues one run of it;
-* output files ("Download job files") are the run's `output.ipynb` and `output.html`, fetched
-  from the service into `jobs/<notebook>-run-<n>/` under the server's root.
-
-Service errors reach the browser with the service's status and message: `DsmlSchedulerApp`
-is jupyter-scheduler's server extension with handlers that do not turn them into a 500.
+`DsmlScheduler` is the `BaseScheduler` the Notebook Jobs UI talks to; it reads notebooks
+under the server's root and calls the service with the server's own token.
 """
 
 from __future__ import annotations
@@ -25,13 +10,11 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from jupyter_scheduler.environments import EnvironmentManager
 from jupyter_scheduler.exceptions import InputUriError, SchedulerError
 from jupyter_scheduler.executors import ExecutionManager
-from jupyter_scheduler.extension import SchedulerApp
 from jupyter_scheduler.job_files_manager import JobFilesManager
 from jupyter_scheduler.models import (
     CountJobsQuery,
@@ -47,59 +30,32 @@ from jupyter_scheduler.models import (
     ListJobsQuery,
     ListJobsResponse,
     RuntimeEnvironment,
-    SortDirection,
-    SortField,
     Status,
     UpdateJob,
     UpdateJobDefinition,
 )
-from jupyter_scheduler.pydantic_v1 import ValidationError
 from jupyter_scheduler.scheduler import BaseScheduler
-from tornado.web import HTTPError
 from traitlets import Float, Int, Type, Unicode, default
 
 from dsml.client import SCHEDULER, AsyncClient, service_api
+from dsml.lab.scheduler.mapping import (
+    AD_HOC_SUFFIX,
+    JOB_PREFIX,
+    OUTPUT_FORMATS,
+    PAGE_LIMIT,
+    RUN_PREFIX,
+    STATUS_OF_STATE,
+    ServiceError,
+    _ms,
+    _number,
+    _page,
+    _sorted,
+    _texts,
+    states_of,
+    typed_parameters,
+)
 from dsml.notebooks import NotebookError, read_notebook
-from dsml.parameters import ParameterError, read_cli_value
 from dsml.utils import write_atomic
-
-OUTPUT_FORMATS = {"ipynb": "Notebook", "html": "HTML"}
-"""Every run keeps both; the UI's format choice does not change what the service stores."""
-
-JOB_PREFIX = "job-"
-RUN_PREFIX = "run-"
-AD_HOC_SUFFIX = " (ad hoc)"
-"""Suffix of the unscheduled service job behind "Run now" (the same name `dsml run` uses)."""
-
-PAGE_LIMIT = 500
-"""The service's largest page size."""
-
-STATUS_OF_STATE = {
-    "queued": Status.QUEUED,
-    "starting": Status.IN_PROGRESS,
-    "running": Status.IN_PROGRESS,
-    "succeeded": Status.COMPLETED,
-    "failed": Status.FAILED,
-    "timed_out": Status.FAILED,
-    "lost": Status.FAILED,
-    "cancelled": Status.STOPPED,
-    "skipped": Status.STOPPED,
-}
-"""jupyter-scheduler's status of each service run state."""
-
-
-def states_of(status: Status) -> tuple[str, ...]:
-    """The service run states shown as `status` (none for CREATED and STOPPING)."""
-    return tuple(state for state, shown in STATUS_OF_STATE.items() if shown == status)
-
-
-class ServiceError(SchedulerError):
-    """The scheduler service refused a request, or could not be reached; carries its status."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class ServiceClient(AsyncClient):
@@ -151,78 +107,6 @@ class ServiceClient(AsyncClient):
             if len(items) >= cap:
                 break
         return items
-
-
-def _ms(iso: str | None) -> int | None:
-    """Epoch milliseconds (what jupyter-scheduler shows) of the service's ISO UTC timestamps."""
-    if not iso:
-        return None
-    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
-def _text(value: Any) -> str:
-    """A typed parameter value as the text the UI edits (and `read_cli_value` reads back)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
-
-
-def _texts(values: dict[str, Any] | None) -> dict[str, str]:
-    return {name: _text(value) for name, value in (values or {}).items()}
-
-
-def typed_parameters(
-    schema: dict[str, dict[str, Any]], values: dict[str, str] | None
-) -> dict[str, Any]:
-    """The UI's text values read by each parameter's declared type, as `dsml run -p` reads them."""
-    typed: dict[str, Any] = {}
-    for name, raw in (values or {}).items():
-        try:
-            typed[name] = read_cli_value(schema, name, raw)
-        except ParameterError as e:
-            raise ServiceError(400, str(e)) from None
-    return typed
-
-
-def _number(identifier: str, prefix: str, what: str) -> int:
-    """The service id inside a UI id such as `job-12` (404 for anything else)."""
-    number = identifier[len(prefix) :] if identifier.startswith(prefix) else ""
-    if not number.isdigit():
-        raise ServiceError(404, f"no {what} {identifier!r}: ids here look like '{prefix}12'")
-    return int(number)
-
-
-def _sorted(models: list[Any], sort_by: Iterable[SortField]) -> list[Any]:
-    """Sort by several fields (the first one wins), missing values last."""
-    fields = list(sort_by)
-    for field in fields:
-        if models and field.name not in type(models[0]).__fields__:
-            raise ServiceError(400, f"cannot sort by {field.name!r}: it is not a field of a job")
-    for field in reversed(fields):
-        present = [m for m in models if getattr(m, field.name) is not None]
-        missing = [m for m in models if getattr(m, field.name) is None]
-        present.sort(
-            key=lambda m, f=field.name: getattr(m, f),
-            reverse=field.direction == SortDirection.desc,
-        )
-        models = present + missing
-    return models
-
-
-def _page(models: list[Any], query: Any) -> tuple[list[Any], str | None]:
-    """Slice of the listing that query.next_token (an offset) and query.max_items ask for."""
-    try:
-        start = int(query.next_token) if query.next_token else 0
-    except ValueError:
-        raise ServiceError(400, f"next_token must be a number, got {query.next_token!r}") from None
-    size = query.max_items if query.max_items is not None else len(models)
-    end = start + max(size, 0)
-    return models[start:end], (str(end) if end < len(models) else None)
 
 
 class DsmlExecutionManager(ExecutionManager):
@@ -732,86 +616,3 @@ class DsmlJobFilesManager(JobFilesManager):
         # the handler passes the query argument as text: "false" must not mean True
         again = str(redownload).lower() not in ("", "0", "false", "no")
         await self.scheduler.download_outputs(job_id, redownload=again)
-
-
-def _client_error(error: BaseException) -> HTTPError | None:
-    """The 4xx an error behind one of jupyter-scheduler's 500s should have been, if any."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, ServiceError):
-            return HTTPError(seen.status, seen.message)
-        if isinstance(seen, ValidationError | InputUriError):
-            return HTTPError(400, str(seen))
-        seen = seen.__cause__
-    return None
-
-
-class ServiceStatusMixin:
-    """For jupyter-scheduler's handlers, which answer every exception with 500."""
-
-    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
-        """Answer with the service's status and message (or 400 for an invalid request)."""
-        exc_info = kwargs.get("exc_info")
-        if exc_info and exc_info[1] is not None:
-            error = _client_error(exc_info[1])
-            if error is not None:
-                status_code = error.status_code
-                kwargs["exc_info"] = (HTTPError, error, exc_info[2])
-        super().send_error(status_code, **kwargs)  # type: ignore[misc]
-
-
-def _with_service_status(handler: type) -> type:
-    return type(
-        handler.__name__,
-        (ServiceStatusMixin, handler),
-        {"__module__": __name__, "__doc__": f"jupyter-scheduler's {handler.__name__}."},
-    )
-
-
-class DsmlSchedulerApp(SchedulerApp):
-    """jupyter-scheduler's server extension on the scheduler service.
-
-    Same routes (`/scheduler/...`, which the UI calls), handlers that pass the service's error
-    statuses on, and the classes of this module by default.
-    """
-
-    handlers = [
-        (route[0], _with_service_status(route[1]), *route[2:]) for route in SchedulerApp.handlers
-    ]
-
-    scheduler_class = Type(
-        default_value=DsmlScheduler,
-        klass=BaseScheduler,
-        config=True,
-        help="The scheduler class: forwards to the hub's scheduler service.",
-    )
-    environment_manager_class = Type(
-        default_value=DsmlEnvironmentManager,
-        klass=EnvironmentManager,
-        config=True,
-        help="The runtime environments: the platform's curated environments.",
-    )
-    job_files_manager_class = Type(
-        default_value=DsmlJobFilesManager,
-        klass=JobFilesManager,
-        config=True,
-        help="Downloads a run's outputs from the scheduler service.",
-    )
-
-    @default("db_url")
-    def _db_url_default(self) -> str:
-        # jupyter-scheduler creates its tables at start; nothing is stored in them here
-        return "sqlite://"
-
-    async def stop_extension(self) -> None:
-        """Close the connections to the service."""
-        for key in ("scheduler", "environments_manager"):
-            owner = self.settings.get(key)
-            client = getattr(owner, "client", None)
-            if isinstance(client, ServiceClient):
-                await client.close()
-
-
-def _jupyter_server_extension_points() -> list[dict[str, Any]]:
-    """Jupyter Server's entry point: enable with `--ServerApp.jpserver_extensions`."""
-    return [{"module": "dsml.lab.scheduler", "app": DsmlSchedulerApp}]
