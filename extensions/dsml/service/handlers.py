@@ -35,6 +35,9 @@ PAGE_LIMIT = 50
 MAX_PAGE_LIMIT = 500
 """Largest `?limit=` a listing accepts."""
 
+MAX_ID = 2**63 - 1
+"""Largest id a database row can have (a 64-bit signed integer in SQLite and PostgreSQL)."""
+
 Route = tuple[str, type[web.RequestHandler]] | tuple[str, type[web.RequestHandler], dict]
 
 
@@ -66,17 +69,33 @@ class APIHandler(_AppHubAuth, HubOAuthenticated, web.RequestHandler):
     async def prepare(self) -> None:
         """Resolve the caller through the hub without blocking the event loop."""
         self._hub_auth_user_cache = None
+        self._refused: dict[str, Any] | None = None
         model = await self.hub_auth.get_user(self, sync=False)
         if model:
             try:
                 self._hub_auth_user_cache = self.check_hub_user(model)
             except UserNotAllowed:
-                self._hub_auth_user_cache = None
+                self._refused = model
+
+    def _refusal(self) -> Forbidden:
+        model = self._refused or {}
+        return Forbidden(
+            f"{model.get('kind', 'user')} {model.get('name')} may not use this service: the "
+            f"token lacks {' or '.join(sorted(self.hub_auth.access_scopes))}"
+        )
+
+    def get_login_url(self) -> str:
+        """The hub's OAuth login; a caller the hub knows but this service refuses gets 403."""
+        if getattr(self, "_refused", None):
+            raise self._refusal()
+        return super().get_login_url()
 
     def user(self) -> dict[str, Any]:
         """The caller's hub model (user or service), or Forbidden when nobody is signed in."""
         model = self.current_user
         if not model:
+            if getattr(self, "_refused", None):
+                raise self._refusal()
             raise Forbidden(
                 "authentication required: send a hub API token as 'Authorization: token <token>'"
             )
@@ -118,7 +137,7 @@ class APIHandler(_AppHubAuth, HubOAuthenticated, web.RequestHandler):
             ) from None
         if not 1 <= n <= MAX_PAGE_LIMIT:
             raise BadRequest(f"limit must be between 1 and {MAX_PAGE_LIMIT}, got {n}")
-        if after is not None and after < 0:
+        if after is not None and not 0 <= after <= MAX_ID:
             raise BadRequest(f"cursor must be a next_cursor from a previous page, got {after}")
         return after, n
 
@@ -146,7 +165,6 @@ class APIHandler(_AppHubAuth, HubOAuthenticated, web.RequestHandler):
             user = {
                 "name": model["name"],
                 "json_escaped_name": json.dumps(model["name"])[1:-1],
-                "admin": bool(model.get("admin")),
             }
         xsrf = self.xsrf_token
         ns = {
@@ -155,8 +173,9 @@ class APIHandler(_AppHubAuth, HubOAuthenticated, web.RequestHandler):
             "static_url": lambda path, include_version=True: url_path_join(hub, "static", path),
             "version_hash": "",
             "user": user,
-            # the hub shows its Admin link for the admin-ui scope, which a service never gets
-            "parsed_scopes": {"admin-ui"} if user and user["admin"] else set(),
+            # the hub's nav shows Admin for the admin-ui scope: the page session carries it
+            # when the service's oauth_client_allowed_scopes include it
+            "parsed_scopes": set(model.get("scopes") or ()) if model else set(),
             "services": [],
             "login_url": url_path_join(hub, "login"),
             "logout_url": url_path_join(hub, "logout"),

@@ -12,12 +12,10 @@ from typing import Any
 from dsml.portal.exceptions import BadRequest, Forbidden, UnknownRequest
 from dsml.portal.models import MAX_TEXT, STATUSES
 from dsml.scopes import ENV_REQUESTS_ADMIN
-from dsml.service.handlers import APIHandler
+from dsml.service.handlers import MAX_ID, APIHandler
 
 PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?([<>=!~][^;\s]*)?$")
 """A requirement as people write it: a name, extras, one version constraint."""
-
-MAX_ID = 2**63 - 1
 
 
 def _unknown_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
