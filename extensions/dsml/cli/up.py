@@ -25,7 +25,7 @@ import httpx
 
 from dsml.cli import accounts
 from dsml.cli.options import add_location_options, resolve
-from dsml.client import HubClient, runtime_file
+from dsml.client import HEALTH_PATH, HubClient, runtime_file
 from dsml.datadir import DataDir
 from dsml.environments import build as env_build
 from dsml.environments import find_environment
@@ -141,7 +141,7 @@ async def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
                     "see its log above"
                 )
             try:
-                r = await client.get(url + "/hub/api/dsml/health")
+                r = await client.get(url + HEALTH_PATH)
                 if r.status_code == 200:
                     return
                 last = f"HTTP {r.status_code}: {r.text[:200]}"
