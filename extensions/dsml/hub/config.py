@@ -56,7 +56,7 @@ _USER_SCOPES = [
     "read:shares!user",
     # the platform's own services (scheduler, apps, portal) check who asks through the hub
     "access:services",
-    f"access:services!service={PORTAL}",
+    f"access:services!service={PORTAL_SERVICE}",
 ]
 
 
