@@ -6,7 +6,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
-from dsml import settings
+from dsml import scopes, settings
 from dsml.hub import config as hubconfig
 
 
@@ -32,3 +32,45 @@ def test_stakeholders_get_no_server_rights(tmp_path: Path) -> None:
     assert "stakeholders" not in roles["lab-user"]["groups"]
     assert not any(s.startswith("servers") for s in roles["user"]["scopes"])
     assert roles["admin"]["groups"] == ["platform-admins"]
+
+
+def test_portal_is_a_managed_service_with_least_privilege(tmp_path: Path) -> None:
+    c = config_for(tmp_path)
+    portal = next(s for s in c.JupyterHub.services if s["name"] == "portal")
+    assert portal["command"][1:3] == ["-m", "dsml.portal"]
+    args = dict(a.removeprefix("--").split("=", 1) for a in portal["command"][3:])
+    assert args["PortalApp.data_dir"] == str(tmp_path / "data" / "portal")
+    assert set(args) <= {
+        "PortalApp.data_dir",
+        "PortalApp.platform_data_dir",
+        "PortalApp.environments_dir",
+        "PortalApp.public_url",
+    }
+    assert portal["oauth_no_confirm"] is True
+    assert set(portal["oauth_client_allowed_scopes"]) == {
+        "read:users:name!user",
+        "admin-ui",
+        scopes.ENV_REQUESTS_ADMIN,
+        scopes.HEALTH_READ,
+    }
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert roles["portal"]["services"] == ["portal"]
+    assert set(roles["portal"]["scopes"]) == {"proxy", "list:services", "read:services"}
+    # users and their servers' tokens may call the portal; no admin scope reaches a server
+    assert "access:services!service=portal" in roles["user"]["scopes"]
+    server_scopes = c.Spawner.server_token_scopes
+    assert "access:services!service=portal" in server_scopes
+    assert not set(server_scopes) & set(scopes.ADMIN_SCOPES)
+    # the old hub page redirects to the portal's
+    [(pattern, _handler, kwargs)] = c.JupyterHub.extra_handlers
+    assert pattern == "/environments" and kwargs["url"] == "/services/portal/environments"
+
+
+def test_portal_port_and_database_come_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DSML_PORTAL_PORT", "8799")
+    monkeypatch.setenv("DSML_PORTAL_DB_URL", "postgresql://portal:secret@db/portal")
+    c = config_for(tmp_path)
+    portal = next(s for s in c.JupyterHub.services if s["name"] == "portal")
+    assert portal["url"] == "http://127.0.0.1:8799"
+    assert portal["environment"]["DSML_PORTAL_DB_URL"].endswith("@db/portal")
+    assert not any("secret" in a for a in portal["command"])

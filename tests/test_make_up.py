@@ -7,6 +7,8 @@ from pathlib import Path
 
 import httpx
 
+from dsml.client import HEALTH_PATH
+
 from conftest import DataDir, free_port, running_platform
 
 
@@ -19,5 +21,7 @@ def test_relative_data_dir_is_the_one_the_hub_uses(env_datadir: DataDir, tmp_pat
         assert not (root / "hub" / ".dsml").exists()
         users = json.loads((root / "demo-users.json").read_text())
         assert {u["name"] for u in users} >= {"admin", "analyst"}
-        r = httpx.get(platform.url + "/hub/api/dsml/health", timeout=10)
-        assert r.status_code == 200
+        r = httpx.get(platform.url + HEALTH_PATH, timeout=10)
+        assert r.status_code == 200 and r.json() == {"status": "ok"}
+        # the portal keeps its database in the data dir the hub uses
+        assert (root / "portal" / "portal.sqlite").exists()

@@ -10,7 +10,9 @@ import httpx
 import pytest
 import websocket
 
-from conftest import Platform
+from dsml.client import HEALTH_PATH
+
+from conftest import Platform, hub_token
 
 
 def login(browser, platform: Platform, name: str, password: str | None = None):
@@ -78,12 +80,17 @@ def run_code(base: str, token: str, kernel_name: str, code: str) -> str:
 
 
 def test_health_endpoint_reports_every_service(platform: Platform) -> None:
-    r = httpx.get(platform.url + "/hub/api/dsml/health", timeout=10)
+    admin = hub_token(platform, "admin")
+    r = httpx.get(
+        platform.url + HEALTH_PATH, headers={"Authorization": f"token {admin}"}, timeout=10
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok"
     assert body["checks"]["service:idle-culler"] == "ok"
+    assert body["checks"]["service:scheduler"] == "ok"
     assert body["checks"]["proxy"] == "ok"
+    assert body["checks"]["database"] == "ok"
 
 
 def test_demo_users_file_is_private_and_complete(platform: Platform) -> None:

@@ -34,6 +34,10 @@ def service_api(name: str) -> str:
     return f"/services/{name}/api/"
 
 
+HEALTH_PATH = service_api(PORTAL) + "health"
+"""Path of the platform's health check below its URL: 200 while every part is up, else 503."""
+
+
 class ApiError(HubError):
     """An API answered with an error status, or could not be reached (status 502 then)."""
 

@@ -1,14 +1,16 @@
-"""`dsml env list | build`: the curated environments and their local virtualenvs."""
+"""`dsml env list | show | build | request | requests | answer`: the curated environments.
+
+Package requests go to the portal service's API (/services/portal/api/env-requests).
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 
 from dsml.cli.options import add_location_options, resolve
-from dsml.client import HubClient, find_hub_url
+from dsml.client import PORTAL, Client, find_hub_url, service_api
 from dsml.datadir import ADMIN_TOKEN_SECRET, DataDir
 from dsml.environments import build as env_build
 from dsml.environments import find_environment, list_environments
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.env_command == "show":
         return _show(args, datadir)
     if args.env_command in ("request", "requests", "answer"):
-        return asyncio.run(_requests(args, datadir))
+        return _requests(args, datadir)
     datadir.ensure()
     names = args.names or settings["environments"]
     for name in names:
@@ -122,7 +124,7 @@ def _show(args: argparse.Namespace, datadir: DataDir) -> int:
     return 0
 
 
-async def _requests(args: argparse.Namespace, datadir: DataDir) -> int:
+def _requests(args: argparse.Namespace, datadir: DataDir) -> int:
     token = (
         args.token or os.environ.get("JUPYTERHUB_API_TOKEN") or os.environ.get("DSML_ADMIN_TOKEN")
     )
@@ -132,24 +134,26 @@ async def _requests(args: argparse.Namespace, datadir: DataDir) -> int:
             token = admin.read_text().strip()
         else:
             raise SettingsError("no hub API token: pass --token or set JUPYTERHUB_API_TOKEN")
-    async with HubClient(find_hub_url(datadir, args.hub_url), token) as hub:
+    url = find_hub_url(datadir, args.hub_url) + service_api(PORTAL)
+    with Client(url, token) as portal:
+        portal.hint_403 = " (pass --token or set JUPYTERHUB_API_TOKEN)"
         if args.env_command == "request":
             find_environment(args.env)
-            row = await hub.request(
+            row = portal.call(
                 "POST",
-                "dsml/env-requests",
+                "env-requests",
                 {"package": args.package, "environment": args.env, "reason": args.reason},
             )
             rows = [row]
         elif args.env_command == "answer":
-            row = await hub.request(
+            row = portal.call(
                 "PATCH",
-                f"dsml/env-requests/{args.id}",
+                f"env-requests/{args.id}",
                 {"status": args.status, "answer": args.answer},
             )
             rows = [row]
         else:
-            rows = await hub.request("GET", "dsml/env-requests")
+            rows = list(portal.pages("env-requests", "requests"))
     if args.json:
         print(json.dumps(rows if args.env_command == "requests" else rows[0], indent=2))
         return 0

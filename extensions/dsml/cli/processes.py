@@ -26,10 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dsml.client import HEALTH_PATH
 from dsml.datadir import DataDir
-
-HEALTH_PATH = "/hub/api/dsml/health"
-"""Where the platform answers 200 while every part is up (503 otherwise), below its URL."""
 
 SUPERVISOR = "dsml-up"
 HUB = "hub"

@@ -310,6 +310,7 @@ def run(args: argparse.Namespace) -> int:
         DSML_HUB_PORT=str(free_port()),
         DSML_PROXY_API_PORT=str(free_port()),
         DSML_SCHEDULER_PORT=str(stable_port(datadir, "scheduler")),
+        DSML_PORTAL_PORT=str(stable_port(datadir, "portal")),
         DSML_PUBLIC_URL=url,
         DSML_ROOT=str(platform_root()),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),

@@ -1,9 +1,10 @@
-"""Password login for the platform, plus the hub API endpoints the platform adds.
+"""Password login for the platform: nothing here but logging in.
 
 The login itself is jupyterhub-nativeauthenticator (bcrypt hashes in the hub database, lock-out
 after failed attempts, a change-password page). Self sign-up is off: accounts are made by admins
 (`dsml users add`), which set the first password through `PUT /hub/api/dsml/users/NAME/password`.
-`GET /hub/api/dsml/health` answers 200 only while the database, the proxy and every service are up.
+The platform's own pages and APIs (environments, package requests, health) are the `portal`
+service (dsml.portal), so they work whatever the authenticator is.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
 from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator.orm import UserInfo
-from sqlalchemy import text
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool
 
 
@@ -54,49 +53,8 @@ class PasswordAPIHandler(APIHandler):
         self.write(json.dumps({"name": user.name, "authorized": True}))
 
 
-class HealthAPIHandler(APIHandler):
-    """Report the health of the hub database, the proxy and every service."""
-
-    async def _check_service(self, service) -> str:  # type: ignore[no-untyped-def]
-        if service.managed:
-            spawner = service.spawner
-            if spawner is None or (await spawner.poll()) is not None:
-                return "process not running"
-        if service.url:
-            try:
-                await AsyncHTTPClient().fetch(
-                    service.url.rstrip("/") + "/", request_timeout=5, follow_redirects=False
-                )
-            except HTTPClientError as e:
-                if e.code >= 500 or e.code == 599:
-                    return f"answered HTTP {e.code}"
-            except OSError as e:
-                return f"not reachable: {e}"
-        return "ok"
-
-    async def get(self) -> None:
-        """200 with {"status": "ok", "checks": {...}} when all is well, else 503."""
-        checks: dict[str, str] = {}
-        try:
-            self.db.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as e:  # noqa: BLE001 - any failure is the answer
-            checks["database"] = f"failing: {e}"
-        try:
-            await asyncio.wait_for(self.proxy.get_all_routes(), timeout=5)
-            checks["proxy"] = "ok"
-        except Exception as e:  # noqa: BLE001
-            checks["proxy"] = f"failing: {e!r}"
-        for name, service in sorted(self.services.items()):
-            checks[f"service:{name}"] = await self._check_service(service)
-        healthy = all(v == "ok" for v in checks.values())
-        self.set_status(200 if healthy else 503)
-        self.set_header("Cache-Control", "no-store")
-        self.write(json.dumps({"status": "ok" if healthy else "failing", "checks": checks}))
-
-
 class DsmlAuthenticator(NativeAuthenticator):
-    """NativeAuthenticator with admin-made accounts and the platform's extra API handlers."""
+    """NativeAuthenticator with admin-made accounts and an admin API to set passwords."""
 
     enable_signup = Bool(False, config=True, help="Allow people to request an account themselves.")
     allow_all = Bool(
@@ -106,16 +64,7 @@ class DsmlAuthenticator(NativeAuthenticator):
     )
 
     def get_handlers(self, app):  # type: ignore[no-untyped-def]
-        """NativeAuthenticator's pages plus the platform's pages and API endpoints."""
-        from dsml import envcatalog, envrequests
-
-        envrequests.create_table(self.db)
-        return (
-            envrequests.default_handlers
-            + envcatalog.default_handlers
-            + [
-                (r"/api/dsml/health", HealthAPIHandler),
-                (r"/api/dsml/users/([^/]+)/password", PasswordAPIHandler),
-            ]
-            + super().get_handlers(app)
+        """NativeAuthenticator's pages plus the password API the `dsml` CLI uses."""
+        return [(r"/api/dsml/users/([^/]+)/password", PasswordAPIHandler)] + super().get_handlers(
+            app
         )

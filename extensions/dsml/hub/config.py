@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
+from tornado.web import RedirectHandler
+
 from dsml import kernels, scopes
 from dsml import settings as settings_mod
-from dsml.client import SCHEDULER
+from dsml.client import PORTAL, SCHEDULER
 from dsml.datadir import ADMIN_TOKEN_SECRET, DataDir
 from dsml.settings import GROUPS, LAB_GROUPS, platform_root
 from dsml.utils import write_atomic
@@ -24,6 +27,7 @@ ADMIN_SERVICE = "dsml-admin"
 
 SCHEDULER_SERVICE = SCHEDULER
 
+PORTAL_SERVICE = PORTAL
 
 GROUP_DESCRIPTIONS = {
     "platform-admins": "Runs the platform: users, groups, environments, usage figures.",
@@ -50,6 +54,7 @@ _USER_SCOPES = [
     "read:shares!user",
     # the platform's own services (scheduler, apps, portal) check who asks through the hub
     "access:services",
+    f"access:services!service={PORTAL_SERVICE}",
 ]
 
 
@@ -135,6 +140,7 @@ def update_spawner(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
         "read:users:name!user",
         "read:users:groups!user",
         f"access:services!service={SCHEDULER_SERVICE}",
+        f"access:services!service={PORTAL_SERVICE}",
         # the server's owner may run jobs; no admin scope ever reaches a server token
         *scopes.LAB_SCOPES,
     ]
@@ -171,8 +177,17 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
         },
         {
             "name": ADMIN_SERVICE,
-            "description": "The dsml CLI: create users, set passwords, manage group membership.",
-            "scopes": ["admin:users", "admin:groups", "list:users", "list:groups", "read:roles"],
+            "description": "The dsml CLI: create users, set passwords, manage group membership, "
+            "list and answer package requests.",
+            "scopes": [
+                "admin:users",
+                "admin:groups",
+                "list:users",
+                "list:groups",
+                "read:roles",
+                f"access:services!service={PORTAL_SERVICE}",
+                scopes.ENV_REQUESTS_ADMIN,
+            ],
             "services": [ADMIN_SERVICE],
         },
         {
@@ -180,6 +195,13 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
             "description": "The scheduler service: it only reads who asks, through the hub.",
             "scopes": ["read:users:groups"],
             "services": [SCHEDULER_SERVICE],
+        },
+        {
+            "name": PORTAL_SERVICE,
+            "description": "The portal service: it reads the proxy's routes and the services "
+            "for the health check, nothing else.",
+            "scopes": ["proxy", "list:services", "read:services"],
+            "services": [PORTAL_SERVICE],
         },
     ]
     if settings["culler"]["enabled"]:
@@ -224,35 +246,12 @@ def scheduler_config_files(settings: dict[str, Any], datadir: DataDir) -> list[s
 
 
 def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
-    """Hub-managed services: the CLI's token-only service and the idle culler."""
+    """Hub-managed services: the CLI's token-only service, scheduler, portal, idle culler."""
     services: list[dict[str, Any]] = [
         {"name": ADMIN_SERVICE, "api_token": datadir.secret(ADMIN_TOKEN_SECRET)}
     ]
-    port = int(os.environ.get("DSML_SCHEDULER_PORT", "8790"))
-    services.append(
-        {
-            "name": SCHEDULER_SERVICE,
-            "url": f"http://127.0.0.1:{port}",
-            "command": [
-                sys.executable,
-                "-m",
-                "dsml.scheduler",
-                *(f"--config-file={path}" for path in scheduler_config_files(settings, datadir)),
-            ],
-            "oauth_no_confirm": True,
-            # the page's cookie carries what the service needs to know of its user
-            "oauth_client_allowed_scopes": [
-                "read:users:groups!user",
-                scopes.JOBS_RUN,
-                scopes.JOBS_ADMIN,
-            ],
-            "display": True,
-            "environment": {
-                "DSML_ROOT": str(platform_root()),
-                "JUPYTER_PATH": str(datadir.jupyter_data),
-            },
-        }
-    )
+    services.append(scheduler_service(settings, datadir))
+    services.append(portal_service(settings, datadir))
     culler = settings["culler"]
     if culler["enabled"]:
         services.append(
@@ -269,6 +268,83 @@ def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
             }
         )
     c.JupyterHub.services = services
+
+
+def _port(variable: str) -> int:
+    """The port `dsml up` chose for a service (in `variable`), else any free loopback port."""
+    if os.environ.get(variable):
+        return int(os.environ[variable])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scheduler_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]:
+    """The scheduler: hub-wide notebook jobs, configured through its config files."""
+    environment = {"DSML_ROOT": str(platform_root()), "JUPYTER_PATH": str(datadir.jupyter_data)}
+    if os.environ.get("DSML_SCHEDULER_DB_URL"):
+        # a PostgreSQL URL holds a password: the environment, not the command line
+        environment["DSML_SCHEDULER_DB_URL"] = os.environ["DSML_SCHEDULER_DB_URL"]
+    return {
+        "name": SCHEDULER_SERVICE,
+        "url": f"http://127.0.0.1:{_port('DSML_SCHEDULER_PORT')}",
+        "command": [
+            sys.executable,
+            "-m",
+            "dsml.scheduler",
+            *(f"--config-file={path}" for path in scheduler_config_files(settings, datadir)),
+        ],
+        "oauth_no_confirm": True,
+        # the page's cookie carries what the service needs to know of its user
+        "oauth_client_allowed_scopes": [
+            "read:users:groups!user",
+            scopes.JOBS_RUN,
+            scopes.JOBS_ADMIN,
+        ],
+        "display": True,
+        "environment": environment,
+    }
+
+
+def portal_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]:
+    """The portal: the platform's own pages and APIs (environments, package requests, health)."""
+    environment = {"DSML_ROOT": str(platform_root())}
+    if os.environ.get("DSML_PORTAL_DB_URL"):
+        # a PostgreSQL URL holds a password: the environment, not the command line
+        environment["DSML_PORTAL_DB_URL"] = os.environ["DSML_PORTAL_DB_URL"]
+    return {
+        "name": PORTAL_SERVICE,
+        "url": f"http://127.0.0.1:{_port('DSML_PORTAL_PORT')}",
+        "command": [
+            sys.executable,
+            "-m",
+            "dsml.portal",
+            f"--PortalApp.data_dir={datadir.root / 'portal'}",
+            f"--PortalApp.platform_data_dir={datadir.root}",
+            f"--PortalApp.environments_dir={datadir.environments}",
+            f"--PortalApp.public_url={os.environ.get('DSML_PUBLIC_URL', '')}",
+        ],
+        "oauth_no_confirm": True,
+        # an admin's page session carries the admin scopes the portal checks, and admin-ui
+        # (which only opens the hub's admin page) so its pages show the hub's Admin link
+        "oauth_client_allowed_scopes": [
+            "read:users:name!user",
+            "admin-ui",
+            scopes.ENV_REQUESTS_ADMIN,
+            scopes.HEALTH_READ,
+        ],
+        # the nav bar links its pages (Environments); no entry in the Services menu
+        "display": False,
+        "environment": environment,
+    }
+
+
+def update_pages(c: Any, settings: dict[str, Any]) -> None:
+    """Old hub URLs of pages that moved to the portal redirect to their new place."""
+    base = settings["hub"]["base_url"].rstrip("/") + "/"
+    c.JupyterHub.extra_handlers = [
+        (r"/environments", RedirectHandler, {"url": f"{base}services/{PORTAL}/environments"})
+    ]
 
 
 def default_url(handler: Any) -> str:
@@ -291,4 +367,5 @@ def update_all(c: Any, settings: dict[str, Any]) -> None:
     update_spawner(c, settings, datadir)
     update_roles(c, settings)
     update_services(c, settings, datadir)
+    update_pages(c, settings)
     c.JupyterHub.default_url = default_url

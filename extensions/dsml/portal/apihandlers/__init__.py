@@ -1,0 +1,1 @@
+"""The portal's HTTP handlers, one module per resource, each ending in `default_handlers`."""
