@@ -96,7 +96,8 @@ def update_state(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     c.JupyterHub.db_url = datadir.hub_db_url
     datadir.secret("jupyterhub_cookie_secret")
     c.JupyterHub.cookie_secret_file = str(datadir.secrets / "jupyterhub_cookie_secret")
-    c.JupyterHub.template_paths = [str(Path(__file__).parent / "templates")]
+    # the platform's look (page.html), shared with the services' pages
+    c.JupyterHub.template_paths = [str(Path(__file__).parents[1] / "templates")]
 
 
 def update_auth(c: Any, settings: dict[str, Any]) -> None:
