@@ -307,7 +307,7 @@ def test_portal_pages_work_with_single_sign_on(scientist: Session, sso_platform:
             json={"package": "polars>=1", "environment": "datascience", "reason": "sso check"},
         )
         assert filed.status_code == 201, filed.text
-        mine = api.get(PORTAL_ENV_REQUESTS).json()
+        mine = api.get(PORTAL_ENV_REQUESTS).json()["requests"]
     assert [(r["user"], r["package"]) for r in mine] == [("scientist", "polars>=1")]
 
 

@@ -14,8 +14,8 @@ SPEC = Path(__file__).parents[1] / "extensions" / "dsml" / "scheduler" / "openap
 
 def served_paths() -> set[str]:
     paths = set()
-    for route in default_handlers("/services/scheduler/"):
-        pattern = route[0].removeprefix("/services/scheduler")
+    for route in default_handlers():
+        pattern = route[0]
         if not pattern.startswith("/api/"):
             continue  # the page, OAuth callback and metrics are not API
         path = pattern.removeprefix("/api")

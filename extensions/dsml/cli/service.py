@@ -25,7 +25,7 @@ import httpx
 
 from dsml.cli import processes
 from dsml.cli.options import add_location_options, resolve
-from dsml.datadir import DataDir
+from dsml.datadir import ADMIN_TOKEN_SECRET, DataDir
 from dsml.settings import default_settings_path, platform_root
 
 EXIT_UNHEALTHY = 1
@@ -91,10 +91,14 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def check_health(url: str, timeout: float) -> dict[str, Any]:
-    """Ask the platform's health endpoint; {"healthy": bool, "status": code, "checks": {...}}."""
+def check_health(url: str, timeout: float, token: str | None = None) -> dict[str, Any]:
+    """Ask the platform's health endpoint; {"healthy": bool, "status": code, "checks": {...}}.
+
+    With the CLI's admin token (it holds the health-detail scope) the answer names each part.
+    """
+    headers = {"Authorization": f"token {token}"} if token else {}
     try:
-        r = httpx.get(processes.health_url(url), timeout=timeout)
+        r = httpx.get(processes.health_url(url), headers=headers, timeout=timeout)
     except httpx.HTTPError as e:
         return {"healthy": False, "status": None, "error": str(e) or type(e).__name__}
     try:
@@ -132,7 +136,11 @@ def platform_status(datadir: DataDir, timeout: float) -> dict[str, Any]:
     if record.get("state") != "up":
         status["state"] = "starting"
         return status
-    health = check_health(record["url"], timeout)
+    try:
+        token: str | None = (datadir.secrets / ADMIN_TOKEN_SECRET).read_text().strip()
+    except OSError:
+        token = None  # another account's platform: the status without the detail
+    health = check_health(record["url"], timeout, token)
     status["health"] = health
     status["state"] = "up" if health["healthy"] else "unhealthy"
     return status

@@ -179,7 +179,7 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
         {
             "name": ADMIN_SERVICE,
             "description": "The dsml CLI: create users, set passwords, manage group membership, "
-            "list and answer package requests.",
+            "list and answer package requests, read the health detail.",
             "scopes": [
                 "admin:users",
                 "admin:groups",
@@ -188,6 +188,7 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
                 "read:roles",
                 f"access:services!service={PORTAL_SERVICE}",
                 scopes.ENV_REQUESTS_ADMIN,
+                scopes.HEALTH_READ,
             ],
             "services": [ADMIN_SERVICE],
         },

@@ -6,22 +6,12 @@ prefix and API token in the environment; every setting below is a trait with its
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import secrets
-import signal
-from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from jupyterhub.traitlets import EntryPointType
 from jupyterhub.utils import url_path_join
-from tornado import web
-from tornado.httpserver import HTTPServer
 from traitlets import Integer, List, Unicode, default
-from traitlets.config import Application
 
 from dsml.kernels import kernel_metadata, kernel_name
 from dsml.scheduler import apihandlers
@@ -31,9 +21,11 @@ from dsml.scheduler.notify import Notifier
 from dsml.scheduler.outputs import Outputs
 from dsml.scheduler.runs import RunManager
 from dsml.scheduler.store import Store
+from dsml.service.app import ServiceApp
+from dsml.service.handlers import Route
 
 
-class SchedulerApp(Application):
+class SchedulerApp(ServiceApp):
     """Hub-wide Papermill jobs: cron, queue, executors, run history, REST API and a page.
 
     Its parts are Configurables with this app as parent, so `c.RunManager.tick_seconds`,
@@ -44,44 +36,8 @@ class SchedulerApp(Application):
 
     name = "dsml-scheduler"
     description = "The dsml-platform scheduler service."
+    service_name = "scheduler"
 
-    config_file = List(
-        Unicode(),
-        config=True,
-        help="Config files (Python or JSON) loaded in order: a later file wins over an earlier "
-        "one, the command line over every file.",
-    )
-    data_dir = Unicode(
-        config=True, help="Folder of the scheduler's database (SQLite) and run outputs."
-    )
-
-    @default("data_dir")
-    def _data_dir(self) -> str:
-        return os.path.abspath("scheduler-data")
-
-    db_url = Unicode(config=True, help="SQLAlchemy URL of the scheduler database.")
-
-    @default("db_url")
-    def _db_url(self) -> str:
-        return os.environ.get(
-            "DSML_SCHEDULER_DB_URL", f"sqlite:///{Path(self.data_dir) / 'scheduler.sqlite'}"
-        )
-
-    service_url = Unicode(config=True, help="URL this service listens on (from the hub).")
-
-    @default("service_url")
-    def _service_url(self) -> str:
-        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8790")
-
-    service_prefix = Unicode(config=True, help="URL prefix of the service behind the proxy.")
-
-    @default("service_prefix")
-    def _service_prefix(self) -> str:
-        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/scheduler/")
-
-    public_url = Unicode(
-        "", config=True, help="Public URL of the platform (for links in notifications)."
-    )
     worker_service_url = Unicode(
         config=True,
         help="URL workers use to reach this service (default: service_url + prefix).",
@@ -122,23 +78,9 @@ class SchedulerApp(Application):
     }
     classes = List([RunManager, Notifier, Outputs, Executor])
 
-    def load_config_files(self) -> None:
-        """Load `config_file` in order, then apply the command line again so it wins."""
-        for path in self.config_file:
-            if not Path(path).is_file():
-                raise SystemExit(f"dsml-scheduler: config file {path} does not exist")
-            self.load_config_file(os.path.basename(path), path=os.path.dirname(path) or ".")
-        self.update_config(self.cli_config)
-
     def initialize(self, argv: list[str] | None = None) -> None:
         """Read config, open (and migrate) the database, make the executor and run manager."""
         super().initialize(argv)
-        self.load_config_files()
-        logging.basicConfig(
-            level=logging.INFO, format="[%(levelname).1s %(asctime)s %(name)s] %(message)s"
-        )
-        self.log.setLevel(logging.INFO)
-        Path(self.data_dir).mkdir(parents=True, exist_ok=True)
         self.outputs = Outputs(parent=self)
         if not self.outputs.root:
             self.outputs.root = str(Path(self.data_dir) / "runs")
@@ -157,7 +99,6 @@ class SchedulerApp(Application):
             parent=self,
         )
         self.manager.metrics = self.metrics
-        self._blocking = None
 
     def make_executor(self) -> Executor:
         """The executor `executor_class` names, configured by this app's config."""
@@ -210,54 +151,29 @@ class SchedulerApp(Application):
             if not wanted or e.name in wanted
         ]
 
-    async def run_blocking(self, fn: Any, *args: Any) -> Any:
-        """Run CPU-bound or blocking work off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
+    def handlers(self) -> list[Route]:
+        """Every route of the service (relative to its prefix)."""
+        return apihandlers.default_handlers()
 
-    def _cookie_secret(self) -> bytes:
-        path = Path(self.data_dir) / "cookie_secret"
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
-        return path.read_text().strip().encode()
+    def template_paths(self) -> list[str]:
+        """The scheduler's own page."""
+        return [str(Path(__file__).parent / "templates")]
 
-    def make_app(self) -> web.Application:
-        """The tornado application with every route under the service prefix."""
-        return web.Application(
-            apihandlers.default_handlers(self.service_prefix),
-            scheduler_app=self,
-            cookie_secret=self._cookie_secret(),
-            template_path=str(Path(__file__).parent / "templates"),
-            login_url=url_path_join(self.service_prefix, "oauth_callback"),
-            xsrf_cookies=False,
-        )
+    def max_body_bytes(self) -> int:
+        """Workers post executed notebooks and their HTML: up to three outputs at once."""
+        return max(2 * self.max_request_bytes, 3 * self.max_output_bytes)
 
-    async def start_async(self) -> None:
-        """Listen, reconcile, start the loop and the warm workers; run until a signal."""
-        url = urlparse(self.service_url)
-        server = HTTPServer(
-            self.make_app(), max_body_size=max(self.max_request_bytes, self.max_output_bytes * 3)
-        )
-        server.listen(url.port or 80, url.hostname or "127.0.0.1")
+    async def started(self) -> None:
+        """Reconcile runs a previous process left, start the loop and the warm workers."""
         await self.manager.start()
         await self.executor_obj.prepare(self.environment_names())
-        self.log.info("dsml scheduler listening on %s%s", self.service_url, self.service_prefix)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        self.log.info("dsml scheduler stopping")
-        server.stop()
+
+    async def stopping(self) -> None:
+        """Stop the loop and every running worker (their runs end lost and are retried)."""
         await self.manager.stop()
         await self.manager.stop_active()
         await self.executor_obj.shutdown()
         self.store.close()
-
-    def start(self) -> None:
-        """Run the service."""
-        asyncio.run(self.start_async())
 
 
 main = SchedulerApp.launch_instance

@@ -7,18 +7,12 @@ thread, so the event loop never waits on the database.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import and_, create_engine, event, func, or_, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,6 +32,7 @@ from dsml.scheduler.models import (
     RunEvent,
     utcnow,
 )
+from dsml.service.store import SQLStore
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -130,39 +125,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Store:
+class Store(SQLStore):
     """The scheduler database."""
 
-    def __init__(self, url: str):
-        self.url = url
-        is_sqlite = url.startswith("sqlite")
-        self.engine: Engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30} if is_sqlite else {},
-            pool_pre_ping=not is_sqlite,
-        )
-        if is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        # SQLite allows one writer: one thread keeps writes in order; PostgreSQL takes more
-        self._pool = ThreadPoolExecutor(1 if is_sqlite else 4, thread_name_prefix="store")
-
-    def migrate(self) -> None:
-        """Create or upgrade the schema to the newest Alembic revision."""
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a store method on the store's thread and await its result."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
-
-    def close(self) -> None:
-        """Release connections and the worker thread."""
-        self._pool.shutdown(wait=True)
-        self.engine.dispose()
+    migrations = MIGRATIONS
 
     # jobs
 

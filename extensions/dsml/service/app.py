@@ -26,7 +26,7 @@ from jupyterhub.services.auth import HubOAuth
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Integer, Unicode, default
+from traitlets import Integer, List, Unicode, default
 from traitlets.config import Application
 
 from dsml.service.handlers import NotFoundHandler, OAuthCallbackHandler, Route
@@ -42,6 +42,13 @@ class ServiceApp(Application):
 
     service_name = "service"
     """The service's name in the hub (`/services/<name>/`); subclasses set it."""
+
+    config_file = List(
+        Unicode(),
+        config=True,
+        help="Config files (Python or JSON) loaded in order: a later file wins over an earlier "
+        "one, the command line over every file.",
+    )
 
     data_dir = Unicode(
         config=True, help="Folder of the service's own files (database, cookie secret), a path."
@@ -121,11 +128,20 @@ class ServiceApp(Application):
     def initialize(self, argv: list[str] | None = None) -> None:
         """Read the command line and config; make the data dir. Subclasses open what they own."""
         super().initialize(argv)
+        self.load_config_files()
         logging.basicConfig(
             level=logging.INFO, format="[%(levelname).1s %(asctime)s %(name)s] %(message)s"
         )
         self.log.setLevel(logging.INFO)
         Path(self.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def load_config_files(self) -> None:
+        """Load `config_file` in order, then apply the command line again so it wins."""
+        for path in self.config_file:
+            if not Path(path).is_file():
+                raise SystemExit(f"dsml {self.service_name}: config file {path} does not exist")
+            self.load_config_file(os.path.basename(path), path=os.path.dirname(path) or ".")
+        self.update_config(self.cli_config)
 
     async def started(self) -> None:
         """Called once the service listens: start background work here."""

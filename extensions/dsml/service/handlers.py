@@ -58,13 +58,78 @@ class OAuthCallbackHandler(_AppHubAuth, HubOAuthCallbackHandler):
     """Finishes the hub's OAuth login for the service's pages (at `<prefix>oauth_callback`)."""
 
 
-class APIHandler(_AppHubAuth, HubOAuthenticated, web.RequestHandler):
-    """Shared plumbing: the app, the caller and their scopes, JSON bodies, errors, paging."""
+class JSONHandler(web.RequestHandler):
+    """JSON in and out, errors as JSON {status, message}: the base of every route.
+
+    It knows nothing of the hub: a route that authenticates some other way (a scheduler
+    worker with its run's token) subclasses it directly.
+    """
 
     @property
     def service_app(self) -> Any:
         """The `ServiceApp` serving this request."""
         return self.settings["service_app"]
+
+    def body(self, limit: int | None = None) -> dict[str, Any]:
+        """The JSON object in the request body (400 not one, 413 too big, 415 not JSON).
+
+        `limit` is in bytes; the service's `max_request_bytes` unless a route says otherwise.
+        """
+        raw = self.request.body or b""
+        limit = limit or self.service_app.max_request_bytes
+        if len(raw) > limit:
+            raise TooLarge(f"request body is {len(raw):,} bytes; the limit is {limit:,}")
+        media = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if raw and media and media != "application/json" and not media.endswith("+json"):
+            raise UnsupportedMediaType(
+                f"request body is {media}; send JSON with 'Content-Type: application/json'"
+            )
+        try:
+            data = json.loads(raw or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("request body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise BadRequest(f"request body must be a JSON object, found {type(data).__name__}")
+        return data
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        """Answer with JSON."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data, default=str))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Every error is JSON {status, message}; a server error says no more than that."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = self._reason
+        if isinstance(exc, ServiceError):
+            message = str(exc)
+        elif isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+    def log_exception(self, typ, value, tb):  # type: ignore[no-untyped-def]
+        """Expected errors are not server errors: log them in one line."""
+        if isinstance(value, ServiceError):
+            app_log.info(
+                "%s %s: %s %s", self.request.method, self.request.path, value.status, value
+            )
+        else:
+            super().log_exception(typ, value, tb)
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, ServiceError):
+            self.log_exception(type(e), e, e.__traceback__)
+            if not self._finished:
+                self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
+            return
+        super()._handle_request_exception(e)
+
+
+class APIHandler(_AppHubAuth, HubOAuthenticated, JSONHandler):
+    """Shared plumbing: the app, the caller and their scopes, JSON bodies, errors, paging."""
 
     async def prepare(self) -> None:
         """Resolve the caller through the hub without blocking the event loop."""
@@ -105,25 +170,6 @@ class APIHandler(_AppHubAuth, HubOAuthenticated, web.RequestHandler):
         """Whether the caller's token holds `scope` (what the token holds, not its owner)."""
         return scopes.has_scope(self.current_user, scope)
 
-    def body(self) -> dict[str, Any]:
-        """The JSON object in the request body (400 not one, 413 too big, 415 not JSON)."""
-        raw = self.request.body or b""
-        limit = self.service_app.max_request_bytes
-        if len(raw) > limit:
-            raise TooLarge(f"request body is {len(raw):,} bytes; the limit is {limit:,}")
-        media = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if raw and media and media != "application/json" and not media.endswith("+json"):
-            raise UnsupportedMediaType(
-                f"request body is {media}; send JSON with 'Content-Type: application/json'"
-            )
-        try:
-            data = json.loads(raw or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("request body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise BadRequest(f"request body must be a JSON object, found {type(data).__name__}")
-        return data
-
     def page(self) -> tuple[int | None, int]:
         """The `cursor` (an id, None for the first page) and `limit` query arguments."""
         cursor = self.get_argument("cursor", None)
@@ -145,12 +191,6 @@ class APIHandler(_AppHubAuth, HubOAuthenticated, web.RequestHandler):
         """A page of results with the cursor of the next page (null at the end)."""
         cursor = str(items[-1]["id"]) if len(items) == limit else None
         self.write_json({key: items, "next_cursor": cursor})
-
-    def write_json(self, data: Any, status: int = 200) -> None:
-        """Answer with JSON."""
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data, default=str))
 
     def render_template(self, name: str, **namespace: Any) -> str:
         """Render a page in the hub's look: what the hub's page.html expects, plus `namespace`.
@@ -188,35 +228,6 @@ class APIHandler(_AppHubAuth, HubOAuthenticated, web.RequestHandler):
         }
         ns.update(namespace)
         return self.service_app.jinja_env.get_template(name).render(**ns)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Every error is JSON {status, message}; a server error says no more than that."""
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = self._reason
-        if isinstance(exc, ServiceError):
-            message = str(exc)
-        elif isinstance(exc, web.HTTPError) and exc.log_message:
-            message = exc.log_message % exc.args if exc.args else exc.log_message
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps({"status": status_code, "message": message}))
-
-    def log_exception(self, typ, value, tb):  # type: ignore[no-untyped-def]
-        """Expected errors are not server errors: log them in one line."""
-        if isinstance(value, ServiceError):
-            app_log.info(
-                "%s %s: %s %s", self.request.method, self.request.path, value.status, value
-            )
-        else:
-            super().log_exception(typ, value, tb)
-
-    def _handle_request_exception(self, e: BaseException) -> None:
-        if isinstance(e, ServiceError):
-            self.log_exception(type(e), e, e.__traceback__)
-            if not self._finished:
-                self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
-            return
-        super()._handle_request_exception(e)
 
 
 class NotFoundHandler(APIHandler):

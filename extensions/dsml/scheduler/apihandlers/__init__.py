@@ -7,10 +7,9 @@ from typing import Any
 from dsml.scheduler.apihandlers import jobs, pages, runs, service, worker
 
 
-def default_handlers(prefix: str) -> list[tuple[str, type]]:
-    """Every route of the service under its prefix."""
-    p = prefix.rstrip("/")
+def default_handlers() -> list[tuple[str, Any]]:
+    """Every route of the service, relative to its prefix."""
     routes: list[tuple[str, Any]] = []
     for module in (pages, service, jobs, runs, worker):
-        routes += [(p + path, handler) for path, handler in module.default_handlers]
+        routes += module.default_handlers
     return routes

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import web
 
 from dsml.scheduler.apihandlers.base import BaseHandler
@@ -27,20 +26,21 @@ class PageHandler(BaseHandler):
             self.store.list_jobs, user["name"], list(user.get("groups") or []), None, 200
         )
         runs = await self.store.run(self.store.list_runs, owner=user["name"], after=None, limit=100)
-        self.render(
-            "scheduler.html",
-            user=user,
-            jobs=jobs,
-            runs=[self.run_links(r) for r in runs],
-            prefix=self.app.public_prefix,
-            fmt=_fmt_time,
-            names={j["id"]: j["name"] for j in jobs},
-            focus=int(run_id) if run_id else None,
+        self.finish(
+            self.render_template(
+                "scheduler.html",
+                me=user,
+                jobs=jobs,
+                runs=[self.run_links(r) for r in runs],
+                prefix=self.app.public_prefix,
+                fmt=_fmt_time,
+                names={j["id"]: j["name"] for j in jobs},
+                focus=int(run_id) if run_id else None,
+            )
         )
 
 
 default_handlers = [
     (r"/?", PageHandler),
     (r"/runs/(\d+)/?", PageHandler),
-    (r"/oauth_callback", HubOAuthCallbackHandler),
 ]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tornado import web
-
 from dsml.scheduler.apihandlers.base import BaseHandler
+from dsml.service.handlers import JSONHandler
 
 
 class EnvironmentsHandler(BaseHandler):
@@ -16,12 +15,12 @@ class EnvironmentsHandler(BaseHandler):
         self.write_json({"environments": self.app.environment_records()})
 
 
-class HealthHandler(web.RequestHandler):
+class HealthHandler(JSONHandler):
     """GET: 200 while the database answers and the loop runs."""
 
     async def get(self) -> None:
         """{"status": "ok", ...} or 503."""
-        app = self.settings["scheduler_app"]
+        app = self.service_app
         try:
             queued = await app.store.run(app.store.count_runs, ("queued",))
             ok = app.manager._task is not None and not app.manager._task.done()
@@ -33,12 +32,12 @@ class HealthHandler(web.RequestHandler):
         self.finish({"status": "ok" if ok else "failing", "queued": queued})
 
 
-class MetricsHandler(web.RequestHandler):
+class MetricsHandler(JSONHandler):
     """GET: Prometheus metrics (runs by final state, duration histogram, queue depth)."""
 
     async def get(self) -> None:
         """The text exposition format."""
-        app = self.settings["scheduler_app"]
+        app = self.service_app
         body, content_type = await app.metrics.render(app.store)
         self.set_header("Content-Type", content_type)
         self.finish(body)

@@ -6,19 +6,25 @@ It has its own base without hub authentication: a worker holds only its run's to
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 
-from tornado import web
-
 from dsml.kernels import kernel_name
-from dsml.scheduler.apihandlers.base import JSONErrors
-from dsml.scheduler.exceptions import BadRequest, Forbidden, TooLarge
+from dsml.scheduler.exceptions import Forbidden, TooLarge
 from dsml.scheduler.store import hash_token
+from dsml.service.handlers import JSONHandler
 
 
-class WorkerHandler(JSONErrors, web.RequestHandler):
+class WorkerHandler(JSONHandler):
     """Base of the worker API: authenticated by the run's own token, nothing else."""
+
+    @property
+    def app(self) -> Any:
+        """The SchedulerApp."""
+        return self.service_app
+
+    def report(self) -> dict[str, Any]:
+        """A worker's JSON report: executed notebooks are larger than an API call's body."""
+        return self.body(limit=3 * self.app.max_output_bytes)
 
     def check_xsrf_cookie(self) -> None:
         """Workers send a run token header, no cookies."""
@@ -29,18 +35,6 @@ class WorkerHandler(JSONErrors, web.RequestHandler):
         stored = await self.app.store.run(self.app.store.run_token_hash, run_id)
         if not token or not stored or not hmac.compare_digest(stored, hash_token(token)):
             raise Forbidden(f"not the worker of run {run_id}")
-
-    def body(self) -> dict[str, Any]:
-        """The JSON body (413 over the output limit)."""
-        if len(self.request.body) > self.app.max_output_bytes * 3:
-            raise TooLarge("worker report over the output size limit")
-        try:
-            data = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise BadRequest("request body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise BadRequest("request body must be a JSON object")
-        return data
 
 
 class WorkerInputHandler(WorkerHandler):
@@ -76,7 +70,7 @@ class WorkerProgressHandler(WorkerHandler):
         """Record progress."""
         rid = int(run_id)
         await self.authorize(rid)
-        run = await self.app.manager.report_progress(rid, self.body())
+        run = await self.app.manager.report_progress(rid, self.report())
         self.finish({"state": run["state"]})
 
 
@@ -100,7 +94,7 @@ class WorkerResultHandler(WorkerHandler):
         """End the run."""
         rid = int(run_id)
         await self.authorize(rid)
-        body = self.body()
+        body = self.report()
         for key in ("notebook", "html"):
             if (
                 isinstance(body.get(key), str)
