@@ -652,11 +652,3 @@ def _add_run(
     s.flush()
     s.add(RunEvent(run_id=run.id, state=state, at=now, message=message))
     return run
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()

@@ -1,33 +1,6 @@
 """Alembic environment of the scheduler database (SQLite or PostgreSQL, same migrations)."""
 
-from alembic import context
-from sqlalchemy import engine_from_config, pool
-
 from dsml.scheduler.models import Base
+from dsml.service.migrations import run_migrations
 
-config = context.config
-target_metadata = Base.metadata
-
-
-def run_migrations() -> None:
-    """Run the migrations on the connection the caller passed, or on sqlalchemy.url."""
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        context.configure(
-            connection=connection, target_metadata=target_metadata, render_as_batch=True
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-        return
-    engine = engine_from_config(
-        config.get_section(config.config_ini_section) or {},
-        prefix="sqlalchemy.",
-        poolclass=pool.NullPool,
-    )
-    with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
-
-
-run_migrations()
+run_migrations(Base.metadata)
