@@ -281,12 +281,22 @@ def _port(variable: str) -> int:
         return s.getsockname()[1]
 
 
+def service_environment(name: str, **extra: str) -> dict[str, str]:
+    """A managed service's environment: where the platform is, and its database URL if set.
+
+    A PostgreSQL URL (`DSML_<NAME>_DB_URL`) holds a password: it goes through the environment,
+    never the command line, where every account could read it.
+    """
+    environment = {"DSML_ROOT": str(platform_root()), **extra}
+    variable = f"DSML_{name.upper()}_DB_URL"
+    if os.environ.get(variable):
+        environment[variable] = os.environ[variable]
+    return environment
+
+
 def scheduler_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]:
     """The scheduler: hub-wide notebook jobs, configured through its config files."""
-    environment = {"DSML_ROOT": str(platform_root()), "JUPYTER_PATH": str(datadir.jupyter_data)}
-    if os.environ.get("DSML_SCHEDULER_DB_URL"):
-        # a PostgreSQL URL holds a password: the environment, not the command line
-        environment["DSML_SCHEDULER_DB_URL"] = os.environ["DSML_SCHEDULER_DB_URL"]
+    environment = service_environment(SCHEDULER_SERVICE, JUPYTER_PATH=str(datadir.jupyter_data))
     return {
         "name": SCHEDULER_SERVICE,
         "url": f"http://127.0.0.1:{_port('DSML_SCHEDULER_PORT')}",
@@ -310,10 +320,7 @@ def scheduler_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, A
 
 def portal_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]:
     """The portal: the platform's own pages and APIs (environments, package requests, health)."""
-    environment = {"DSML_ROOT": str(platform_root())}
-    if os.environ.get("DSML_PORTAL_DB_URL"):
-        # a PostgreSQL URL holds a password: the environment, not the command line
-        environment["DSML_PORTAL_DB_URL"] = os.environ["DSML_PORTAL_DB_URL"]
+    environment = service_environment(PORTAL_SERVICE)
     return {
         "name": PORTAL_SERVICE,
         "url": f"http://127.0.0.1:{_port('DSML_PORTAL_PORT')}",
