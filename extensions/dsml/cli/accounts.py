@@ -10,7 +10,6 @@ authenticator has the password endpoint (`PUT /hub/api/dsml/users/NAME/password`
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from dsml.client import HubClient
 from dsml.exceptions import HubError, SettingsError
 from dsml.settings import GROUPS
+from dsml.utils import write_atomic
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -166,11 +166,5 @@ async def seed_demo_users(hub: HubClient, path: Path) -> list[dict[str, str | No
         if password is None:
             record["sign_in"] = SSO_SIGN_IN
         accounts.append(record)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(accounts, f, indent=2)
-        f.write("\n")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(accounts, indent=2) + "\n", mode=0o600)
     return accounts

@@ -28,6 +28,7 @@ from typing import Any
 
 from dsml.client import HEALTH_PATH
 from dsml.datadir import DataDir
+from dsml.utils import write_atomic
 
 SUPERVISOR = "dsml-up"
 HUB = "hub"
@@ -113,10 +114,7 @@ def read_record(datadir: DataDir) -> dict[str, Any] | None:
 
 def write_record(datadir: DataDir, record: dict[str, Any]) -> None:
     """Replace the record atomically, so a reader never sees half of it."""
-    path = record_path(datadir)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(record_path(datadir), json.dumps(record, indent=2) + "\n", mode=0o600)
 
 
 def clear_record(datadir: DataDir) -> None:
