@@ -12,6 +12,11 @@ How the two models map:
 * a jupyter-scheduler *job* is a service **run** (id `run-<n>`); "Run now" from the UI makes
   (or updates) an unscheduled service job named `<name> (ad hoc)`, as `dsml run` does, and
   queues one run of it;
+* "Run job with input folder" sends the notebook's folder with the job as `input_files`, read
+  here, by the user's own server (`inputs.py`: no hidden files or symlinks, within limits);
+* the Create Job dialog's environment list is the curated environments, the page's notebook's
+  first (the dialog pre-selects the first); whatever name comes back (name, display name,
+  kernel name) is mapped to the service's name (`mapping.environment_name`);
 * output files ("Download job files") are the run's `output.ipynb` and `output.html`, fetched
   from the service into `jobs/<notebook>-run-<n>/` under the server's root.
 

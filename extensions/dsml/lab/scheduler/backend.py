@@ -1,7 +1,8 @@
 """jupyter-scheduler's backend classes, forwarding every call to the scheduler service.
 
-`DsmlScheduler` is the `BaseScheduler` the Notebook Jobs UI talks to; it reads notebooks
-under the server's root and calls the service with the server's own token.
+`DsmlScheduler` is the `BaseScheduler` the Notebook Jobs UI talks to; it reads notebooks (and,
+for "Run job with input folder", the notebook's folder) under the server's root, as the user
+this server runs as, and calls the service with the server's own token.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from jupyter_scheduler.scheduler import BaseScheduler
 from traitlets import Float, Int, Type, Unicode, default
 
 from dsml.client import SCHEDULER, AsyncClient, service_api
+from dsml.kernels import notebook_environment
+from dsml.lab.scheduler.inputs import MAX_BYTES, MAX_FILES, packaged_paths, read_input_folder
 from dsml.lab.scheduler.mapping import (
     AD_HOC_SUFFIX,
     JOB_PREFIX,
@@ -51,6 +54,8 @@ from dsml.lab.scheduler.mapping import (
     _page,
     _sorted,
     _texts,
+    environment_name,
+    first_environment,
     states_of,
     typed_parameters,
 )
@@ -151,25 +156,42 @@ class DsmlEnvironmentManager(EnvironmentManager):
     def __init__(self, client: ServiceClient | None = None):
         self.client = client or ServiceClient.from_environment()
 
-    async def list_environments(self) -> list[RuntimeEnvironment]:  # type: ignore[override]
-        """One runtime environment per curated environment."""
+    async def list_environments(  # type: ignore[override]
+        self, first: str | None = None
+    ) -> list[RuntimeEnvironment]:
+        """One runtime environment per curated environment, `first` (if curated) first.
+
+        The Create Job dialog pre-selects the first environment listed, and shows an item as
+        selected only when its `label` equals the model's value, which it sets to the first
+        `name`: so `label` is the service's name (see `mapping.environment_name`), and the
+        display name people know from the kernel picker leads the description (the tooltip).
+        """
         body = await self.client.call("GET", "environments")
         return [
             RuntimeEnvironment(
                 name=env["name"],
-                label=env.get("display_name") or env["name"],
-                description=(env.get("description") or "").strip()
-                + (f" (version {env['version']})" if env.get("version") else ""),
+                label=env["name"],
+                description=" ".join(
+                    part
+                    for part in (
+                        f"{env['display_name']}:" if env.get("display_name") else "",
+                        (env.get("description") or "").strip(),
+                        f"(version {env['version']})" if env.get("version") else "",
+                    )
+                    if part
+                ),
                 file_extensions=["ipynb"],
                 output_formats=list(OUTPUT_FORMATS),
                 metadata={
-                    key: str(env[key]) for key in ("version", "kernel") if env.get(key) is not None
+                    key: str(env[key])
+                    for key in ("display_name", "version", "kernel")
+                    if env.get(key) is not None
                 },
                 compute_types=None,
                 default_compute_type=None,
                 utc_only=False,
             )
-            for env in body["environments"]
+            for env in first_environment(body["environments"], first)
         ]
 
     def manage_environments_command(self) -> str:
@@ -198,6 +220,16 @@ class DsmlScheduler(BaseScheduler):
         5000,
         config=True,
         help="Most runs or jobs (newest first) one listing in the UI reads from the service.",
+    )
+    input_folder_max_files = Int(
+        MAX_FILES,
+        config=True,
+        help="Most files a job's input folder may hold (files; keep at most the service's limit).",
+    )
+    input_folder_max_bytes = Int(
+        MAX_BYTES,
+        config=True,
+        help="Most bytes a job's input files may hold together (bytes; at most the service's).",
     )
     execution_manager_class = Type(
         default_value=DsmlExecutionManager,
@@ -238,28 +270,61 @@ class DsmlScheduler(BaseScheduler):
         """(file name, parsed notebook) of a notebook under the server's root."""
         if not self.file_exists(input_uri):
             raise InputUriError(input_uri)
-        path = os.path.join(os.path.abspath(self.root_dir), input_uri)
+        # as Jupyter's contents manager: no way out by `..`; symlinks are the user's own choice
+        root = os.path.abspath(self.root_dir)
+        path = os.path.abspath(os.path.join(root, input_uri))
+        if os.path.commonpath([root, path]) != root:
+            raise ServiceError(
+                400,
+                f"input file {input_uri!r} is outside this server's root folder; pick one in it",
+            )
         try:
             notebook = read_notebook(path, display=input_uri)
         except NotebookError as e:
             raise ServiceError(400, str(e)) from None
         return os.path.basename(input_uri), notebook
 
-    async def _snapshot(self, model: Any, verb: str) -> tuple[str, Any, dict[str, Any]]:
-        """The input notebook's name and content, and the model's parameters typed by it."""
-        if model.package_input_folder:
-            raise ServiceError(
-                400,
-                f"{verb} with the input folder is not supported: the scheduler snapshots the "
-                "notebook only; read other files from shared storage",
-            )
+    async def _snapshot(self, model: Any) -> dict[str, Any]:
+        """The job body's notebook, its name, environment, typed parameters and input files.
+
+        `input_files` is there only with "Run job with input folder": a service that predates
+        it refuses the field, and jobs without it must keep working there.
+        """
         name, notebook = await self._read_input(model.input_uri)
         parameters = (
             typed_parameters(await self._schema(name, notebook), model.parameters)
             if model.parameters
             else {}
         )
-        return name, notebook, parameters
+        body = {
+            "notebook": notebook,
+            "notebook_name": name,
+            "environment": await self._environment(model.runtime_environment_name, notebook),
+            "parameters": parameters,
+        }
+        if model.package_input_folder:
+            body["input_files"] = await self._read_input_folder(model.input_uri)
+        return body
+
+    async def _read_input_folder(self, input_uri: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(
+            read_input_folder,
+            self.root_dir,
+            input_uri,
+            self.input_folder_max_files,
+            self.input_folder_max_bytes,
+        )
+
+    async def _environment(self, sent: str | None, notebook: dict[str, Any] | None) -> str:
+        """The service's name of the environment the dialog sent (see mapping.environment_name).
+
+        Nothing sent (the dialog's list never loaded): the notebook's own environment. Anything
+        unknown goes on as it is, so that the service refuses it naming the curated ones.
+        """
+        if not sent:
+            return (notebook_environment(notebook) if notebook else None) or ""
+        environments = (await self.client.call("GET", "environments"))["environments"]
+        return environment_name(sent, environments) or sent
 
     async def _read_input(self, input_uri: str) -> tuple[str, dict[str, Any]]:
         return await asyncio.to_thread(self._input, input_uri)
@@ -288,6 +353,7 @@ class DsmlScheduler(BaseScheduler):
         return {job["id"]: job for job in found if job is not None}
 
     def _definition(self, job: dict[str, Any]) -> DescribeJobDefinition:
+        packaged = packaged_paths(job)
         return DescribeJobDefinition(
             job_definition_id=f"{JOB_PREFIX}{job['id']}",
             name=job["name"],
@@ -302,6 +368,8 @@ class DsmlScheduler(BaseScheduler):
             create_time=_ms(job["created_at"]),
             update_time=_ms(job["updated_at"]),
             active=not job.get("paused", False),
+            package_input_folder=bool(packaged),
+            packaged_files=packaged,
         )
 
     def _describe(self, run: dict[str, Any], job: dict[str, Any]) -> DescribeJob:
@@ -314,6 +382,7 @@ class DsmlScheduler(BaseScheduler):
                 f" ({message})" if message else ""
             )
         ended = run.get("finished_at")
+        packaged = packaged_paths(job)
         return DescribeJob(
             job_id=f"{RUN_PREFIX}{run['id']}",
             name=job["name"],
@@ -331,6 +400,8 @@ class DsmlScheduler(BaseScheduler):
             end_time=_ms(ended),
             status=status,
             status_message=message,
+            package_input_folder=bool(packaged),
+            packaged_files=packaged,
         )
 
     # jobs (service runs)
@@ -341,14 +412,7 @@ class DsmlScheduler(BaseScheduler):
             return await self.create_job_from_definition(
                 model.job_definition_id, CreateJobFromDefinition(parameters=model.parameters)
             )
-        name, notebook, parameters = await self._snapshot(model, "running")
-        body = {
-            "name": model.name + AD_HOC_SUFFIX,
-            "notebook": notebook,
-            "notebook_name": name,
-            "environment": model.runtime_environment_name,
-            "parameters": parameters,
-        }
+        body = {"name": model.name + AD_HOC_SUFFIX, **await self._snapshot(model)}
         job = await self._find_job(body["name"])
         if job is None:
             job = await self.client.call(
@@ -361,11 +425,14 @@ class DsmlScheduler(BaseScheduler):
                 "give this run another job name",
             )
         else:
+            if "input_files" not in body and packaged_paths(job):
+                # this run goes without the folder an earlier "Run now" of the name took along
+                body["input_files"] = []
             job = await self.client.call("PATCH", f"jobs/{job['id']}", body=body)
         run = await self.client.call(
             "POST",
             f"jobs/{job['id']}/runs",
-            body={"parameters": parameters},
+            body={"parameters": body["parameters"]},
             headers={"Idempotency-Key": model.idempotency_token or uuid.uuid4().hex},
         )
         return f"{RUN_PREFIX}{run['id']}"
@@ -459,13 +526,9 @@ class DsmlScheduler(BaseScheduler):
         self, model: CreateJobDefinition
     ) -> str:
         """Snapshot the notebook into a new scheduled service job."""
-        name, notebook, parameters = await self._snapshot(model, "scheduling")
         body: dict[str, Any] = {
             "name": model.name,
-            "notebook": notebook,
-            "notebook_name": name,
-            "environment": model.runtime_environment_name,
-            "parameters": parameters,
+            **await self._snapshot(model),
             "schedule": model.schedule,
             "timezone": model.timezone or "UTC",
             "paused": False,
@@ -478,13 +541,17 @@ class DsmlScheduler(BaseScheduler):
     async def update_job_definition(  # type: ignore[override]
         self, job_definition_id: str, model: UpdateJobDefinition
     ) -> None:
-        """Change name, environment, parameters, schedule, pause state or notebook."""
+        """Change name, environment, parameters, schedule, pause state or notebook.
+
+        A new notebook of a definition that took its input folder along takes the new
+        notebook's folder along (jupyter-scheduler's update model has no input-folder field).
+        """
         job_id = _number(job_definition_id, JOB_PREFIX, "job definition")
         body: dict[str, Any] = {}
         if model.name is not None:
             body["name"] = model.name
         if model.runtime_environment_name is not None:
-            body["environment"] = model.runtime_environment_name
+            body["environment"] = await self._environment(model.runtime_environment_name, None)
         if model.schedule is not None:
             body["schedule"] = model.schedule
         if model.timezone is not None:
@@ -498,6 +565,8 @@ class DsmlScheduler(BaseScheduler):
         if model.input_uri and os.path.basename(model.input_uri) != job.get("notebook_name"):
             name, notebook = await self._read_input(model.input_uri)
             body.update(notebook=notebook, notebook_name=name)
+            if packaged_paths(job):
+                body["input_files"] = await self._read_input_folder(model.input_uri)
             if model.parameters is not None:
                 schema = await self._schema(name, notebook)
         if model.parameters is not None:

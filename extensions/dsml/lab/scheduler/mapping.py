@@ -1,8 +1,8 @@
 """How jupyter-scheduler's models map onto the scheduler service's jobs and runs.
 
 A jupyter-scheduler *job definition* is a service job with a cron schedule (`job-<n>`); a
-jupyter-scheduler *job* is a service run (`run-<n>`). Ids, states, times, parameters, sorting
-and paging are translated here, with no I/O.
+jupyter-scheduler *job* is a service run (`run-<n>`). Ids, states, times, parameters, sorting,
+paging and environment names are translated here, with no I/O.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from jupyter_scheduler.exceptions import SchedulerError
 from jupyter_scheduler.models import (
@@ -18,6 +19,7 @@ from jupyter_scheduler.models import (
     Status,
 )
 
+from dsml.kernels import environment_of
 from dsml.parameters import ParameterError, read_cli_value
 
 OUTPUT_FORMATS = {"ipynb": "Notebook", "html": "HTML"}
@@ -57,6 +59,77 @@ class ServiceError(SchedulerError):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+# What the Create Job dialog sends as `runtime_environment_name` (jupyter-scheduler 2.12.1,
+# @jupyterlab/scheduler's create-job form): when it opens it fetches GET /scheduler/
+# runtime_environments and, the notebook's environment being unknown to it, sets the model's
+# environment to the *name* of the first environment listed. Its Environment list is an MUI
+# Select whose items show each environment's `name` but carry its `label` as their value, so a
+# person picking from the list sends the *label*, and the Select shows a value as selected
+# only when it equals some item's label. Hence `RuntimeEnvironment.label == name` (the
+# service's name; the display name goes into the description, the items' tooltip), or nothing
+# is ever shown pre-selected. Older clients, the REST API and jobs saved by other front ends
+# may still send a display name or a kernel name (`dsml-datascience`), so whatever arrives is
+# mapped back to the service's name here, in the bridge, before any call to the service: the
+# dialog is upstream code we do not fork, and the service accepts only its own names.
+
+
+def environment_name(sent: str | None, environments: list[dict[str, Any]]) -> str | None:
+    """The service's name of the environment a client named by name, display name or kernel.
+
+    `environments` are the service's records (`name`, `display_name`, `kernel`); None when
+    `sent` matches none of them (the service then refuses it, naming the curated ones).
+    """
+    if not sent:
+        return None
+    wanted = sent.strip()
+    names = [env["name"] for env in environments]
+    if wanted in names:
+        return wanted
+    for env in environments:
+        if wanted in (env.get("display_name"), env.get("kernel")):
+            return env["name"]
+    by_kernel = environment_of(wanted)
+    if by_kernel in names:
+        return by_kernel
+    lowered = [
+        env for env in environments if (env.get("display_name") or "").lower() == wanted.lower()
+    ]
+    return lowered[0]["name"] if len(lowered) == 1 else None
+
+
+def first_environment(
+    environments: list[dict[str, Any]], preferred: str | None
+) -> list[dict[str, Any]]:
+    """The service's environments with `preferred` first: the dialog pre-selects the first."""
+    first = [env for env in environments if env["name"] == preferred]
+    return first + [env for env in environments if env["name"] != preferred]
+
+
+def page_path(referer: str | None, base_url: str) -> str | None:
+    """The file or folder a JupyterLab page shows, from its URL; None for any other page.
+
+    JupyterLab keeps the path of the file browser's folder, or of the document in front, in its
+    URL (`<base>lab/tree/<path>`, `<base>lab/workspaces/<ws>/tree/<path>`, `<base>doc/tree/
+    <path>`; Notebook 7: `<base>tree/<path>`, `<base>notebooks/<path>`), and the browser sends
+    that URL as the Referer of the dialog's calls. It is a hint, never a permission: the path
+    is read through the server's contents manager, which keeps to the server's root.
+    """
+    if not referer:
+        return None
+    path = unquote(urlsplit(referer).path)
+    if not path.startswith(base_url):
+        return None
+    rest = "/" + path[len(base_url) :].lstrip("/")
+    for marker in ("/tree/", "/notebooks/"):
+        if marker in rest:
+            found = rest.split(marker, 1)[1].strip("/")
+            segments = found.split("/")
+            if found and ".." not in segments and "" not in segments:
+                return found
+            return None
+    return None
 
 
 def _ms(iso: str | None) -> int | None:
