@@ -20,6 +20,7 @@ from dsml import settings as settings_mod
 from dsml.client import PORTAL, SCHEDULER
 from dsml.datadir import ADMIN_TOKEN_SECRET, DataDir
 from dsml.settings import GROUPS, LAB_GROUPS, platform_root
+from dsml.system_accounts import isolated
 from dsml.utils import write_atomic
 
 ADMIN_SERVICE = "dsml-admin"
@@ -320,6 +321,9 @@ def service_environment(name: str, **extra: str) -> dict[str, str]:
 def scheduler_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]:
     """The scheduler: hub-wide notebook jobs, configured through its config files."""
     environment = service_environment(SCHEDULER_SERVICE, JUPYTER_PATH=str(datadir.jupyter_data))
+    if isolated():
+        # each run executes as its owner's system account (dsml.scheduler.executors.local)
+        environment["DSML_ACCOUNT_PREFIX"] = settings["accounts"]["prefix"]
     return {
         "name": SCHEDULER_SERVICE,
         "url": f"http://127.0.0.1:{_port('DSML_SCHEDULER_PORT')}",
