@@ -89,9 +89,10 @@ def lookup(name: str) -> Account | None:
 
 
 def is_locked(name: str) -> bool:
-    """Whether the account's password is locked or the account has expired (root only).
+    """Whether the account has expired (root only): the hub locks and expires the account of
+    a deleted user, and nothing may start as it any more.
 
-    A locked account is one whose hub user was deleted: nothing may start as it any more.
+    The password field says nothing here: platform accounts never have a password (`!`).
     """
     try:
         with open("/etc/shadow") as f:
@@ -100,7 +101,7 @@ def is_locked(name: str) -> bool:
                 if fields[0] == name:
                     expires = fields[7] if len(fields) > 7 else ""
                     expired = expires not in ("", "-1") and int(expires) <= time.time() // 86400
-                    return fields[1].startswith("!") or expired
+                    return expired
     except (OSError, ValueError):
         return False
     return False
