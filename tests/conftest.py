@@ -60,6 +60,19 @@ def passable(path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """pytest's tmp_path, which user accounts can pass through and (like /tmp) write in.
+
+    As root, a test's platform keeps its data dir here and its users' runs may write files the
+    test reads (sticky: an account removes only its own; no listing).
+    """
+    if AS_ROOT:
+        passable(tmp_path)
+        os.chmod(tmp_path, 0o1733)
+    return tmp_path
+
+
 def platform_accounts() -> set[str]:
     """Names of the system accounts platforms made (their comment says `dsml user`)."""
     import pwd
