@@ -1,13 +1,15 @@
 # dsml-platform: `make up` runs the platform, `make test` runs the whole suite.
 # Both bootstrap everything they need on a fresh Debian machine (venv, pip, npm, apt-get).
 
-PYTHON ?= python3
+# as root, user accounts run the platform's Python too (servers, jobs): build the venv from an
+# interpreter every account can run (Debian's), not one under /root (mode 0700)
+PYTHON ?= $(shell [ "$$(id -u)" = 0 ] && [ -x /usr/bin/python3.11 ] && echo /usr/bin/python3.11 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= .dsml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test lint format bench bootstrap chromium clean
+.PHONY: up test lint format bench bootstrap venv-check chromium clean
 
 up: bootstrap
 	$(BIN)/dsml up --demo --data-dir $(DATA_DIR)
@@ -26,7 +28,12 @@ format: bootstrap
 bench: bootstrap
 	$(BIN)/python bench/run.py
 
-bootstrap: $(VENV)/.installed node_modules/.installed
+bootstrap: venv-check $(VENV)/.installed node_modules/.installed
+
+# a venv made as root from an interpreter other accounts cannot run is made again
+venv-check:
+	@if [ "$$(id -u)" = 0 ] && [ -x $(BIN)/python ] && ! setpriv --reuid=65534 --regid=65534 --clear-groups $(BIN)/python -c 'import os, sys; os.stat(os.path.realpath(sys.executable))' 2>/dev/null; then \
+		echo "$(VENV) uses an interpreter other accounts cannot run; making it again from $(PYTHON)"; rm -rf $(VENV); fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }

@@ -34,6 +34,17 @@ ENVIRONMENTS = ["python-minimal", "datascience"]
 UV = Path(sys.executable).parent / "uv"
 
 Progress = Callable[[str], None]
+ACCOUNT_PREFIX = "dsml-bench-"
+"""Prefix of the system accounts a benchmark platform makes as root."""
+
+
+def remove_accounts() -> None:
+    """Delete the system accounts benchmark platforms made (as root)."""
+    import pwd
+
+    for entry in pwd.getpwall():
+        if entry.pw_name.startswith(ACCOUNT_PREFIX) and entry.pw_gecos.startswith("dsml user"):
+            subprocess.run(["userdel", entry.pw_name], capture_output=True)
 
 
 def progress(message: str) -> None:
@@ -107,6 +118,8 @@ def write_settings(path: Path, data_dir: Path, port: int, capacity: int, warm: i
         "culler": {"enabled": True, "timeout_seconds": 3600, "every_seconds": 600},
         "environments": ENVIRONMENTS,
         "scheduler": {"capacity": capacity, "warm_workers": warm},
+        # as root each demo user gets a system account; these are deleted when the bench ends
+        "accounts": {"prefix": ACCOUNT_PREFIX},
     }
     path.write_text(yaml.safe_dump(settings))
     return path

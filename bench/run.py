@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import scheduler
-from launch import BENCH, ROOT, progress
+from launch import BENCH, ROOT, progress, remove_accounts
 
 CHOICES = {"scheduler": set(scheduler.NAMES), **{name: {name} for name in scheduler.NAMES}}
 """What --only accepts: a benchmark's name, or `scheduler` for all of the scheduler's."""
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = {"scale"} if args.quick and not (args.only and "scale" in args.only) else set()
     info = machine()
     work = Path(tempfile.mkdtemp(prefix="dsml-bench-"))
+    os.chmod(work, 0o711)  # as root, users' accounts pass through to their homes
     progress(f"working in {work}; {info['cores']} cores, load {info['load_1min']}")
     started = time.monotonic()
     try:
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         progress("interrupted: everything started has been stopped")
         return 130
     finally:
+        remove_accounts()
         if args.keep:
             progress(f"kept {work}")
         else:

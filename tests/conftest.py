@@ -3,12 +3,18 @@
 The platform is started exactly as a person starts it (`dsml up --demo`) on a free loopback
 port with a temporary data dir; every process it started is stopped at the end, also when a
 test fails.
+
+As root (CI), the platform gives each user a system account: the data dirs live under a base
+temp folder in /tmp that other accounts can pass through (pytest's own for root is closed), the
+accounts get a prefix of this session's own, and every account the session made is deleted at
+its end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -33,6 +39,55 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 ENV_CACHE = Path(os.environ.get("DSML_TEST_ENV_CACHE", ROOT / ".dsml-test" / "envs"))
 ENVIRONMENTS = ["python-minimal", "datascience"]
 DSML = [sys.executable, "-m", "dsml"]
+AS_ROOT = os.geteuid() == 0
+ACCOUNT_PREFIX = os.environ.get("DSML_TEST_ACCOUNT_PREFIX") or f"dsml-t{os.getpid() % 4096:03x}-"
+"""Prefix of the system accounts this session's platforms make (deleted at the end)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """As root, keep temp folders where user accounts can pass through (not /tmp/pytest-of-root)."""
+    if AS_ROOT and not config.option.basetemp:
+        digest = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+        config.option.basetemp = Path("/tmp") / f"dsml-pytest-{digest}"
+
+
+def passable(path: Path) -> Path:
+    """Let other accounts pass through `path` and its folders up to /tmp (adds x, not r)."""
+    for folder in [path, *path.parents]:
+        if folder == Path("/tmp") or Path("/tmp") not in folder.parents:
+            break
+        os.chmod(folder, os.stat(folder).st_mode | 0o011)
+    return path
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """pytest's tmp_path, which user accounts can pass through and (like /tmp) write in.
+
+    As root, a test's platform keeps its data dir here and its users' runs may write files the
+    test reads (sticky: an account removes only its own; no listing).
+    """
+    if AS_ROOT:
+        passable(tmp_path)
+        os.chmod(tmp_path, 0o1733)
+    return tmp_path
+
+
+def platform_accounts() -> set[str]:
+    """Names of the system accounts platforms made (their comment says `dsml user`)."""
+    import pwd
+
+    return {e.pw_name for e in pwd.getpwall() if e.pw_gecos.startswith("dsml user ")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_accounts() -> Iterator[None]:
+    """Delete the system accounts the session's platforms made, so the machine stays clean."""
+    before = platform_accounts() if AS_ROOT else set()
+    yield
+    if AS_ROOT:
+        for name in sorted(platform_accounts() - before):
+            subprocess.run(["userdel", name], capture_output=True)
 
 
 def run_async(coro):  # type: ignore[no-untyped-def]
@@ -83,6 +138,7 @@ def write_settings(path: Path, data_dir: Path, port: int, **extra: object) -> Pa
         "environments_dir": str(ENV_CACHE),
         "culler": {"enabled": True, "timeout_seconds": 600, "every_seconds": 60},
         "environments": ENVIRONMENTS,
+        "accounts": {"prefix": ACCOUNT_PREFIX},
         "scheduler": {
             "capacity": 2,
             "warm_workers": 1,
@@ -148,6 +204,7 @@ def running_platform(
     `settings` replaces top-level keys of the test settings (e.g. `{"auth": {...}}`).
     """
     base.mkdir(parents=True, exist_ok=True)
+    passable(base)
     port = port or free_port()
     settings_file = write_settings(base / "settings.yaml", data_dir, port, **(settings or {}))
     log = base / f"dsml-up-{port}.log"

@@ -2,6 +2,10 @@
 
 One folder holds the hub database, secrets, user homes, built environments and kernelspecs,
 so that re-running `dsml up` on the same folder keeps every user, group, file and setting.
+
+The platform's own state (hub/, secrets/, logs/, the services' folders and databases) is
+private to the platform's account; user accounts may only pass through the data dir to their
+home (users/<name>, theirs) and read the kernelspecs (share/) and environments (envs/).
 """
 
 from __future__ import annotations
@@ -75,14 +79,22 @@ class DataDir:
         """Return the home folder of one user."""
         return self.homes / username
 
+    @property
+    def lab_settings(self) -> Path:
+        """The settings without secrets, for what user servers check (`dsml check`)."""
+        return self.jupyter_data.parent / "dsml-settings.json"
+
     def ensure(self) -> None:
-        """Create the folders and prove the directory is writable, or raise DataDirError."""
+        """Create the folders with their modes and prove the directory is writable.
+
+        Raises DataDirError when it is not writable.
+        """
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             for sub in (self.hub, self.homes, self.environments, self.kernels, self.logs):
                 sub.mkdir(parents=True, exist_ok=True)
             self.secrets.mkdir(mode=0o700, exist_ok=True)
-            os.chmod(self.secrets, 0o700)
+            self.protect()
             with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-check-"):
                 pass
         except OSError as e:
@@ -90,6 +102,29 @@ class DataDir:
                 f"data dir {self.root} is not writable ({e.strerror}); "
                 "pass --data-dir with a folder you can write to"
             ) from None
+
+    def protect(self) -> None:
+        """Set the modes that keep the platform's state from user accounts.
+
+        Accounts pass through the root and users/ (0711) to their own home, read share/ and
+        the environments (0755); hub/, secrets/, logs/ and the services' folders are 0700,
+        and every database in them 0600, also when made by an earlier version.
+        """
+        os.chmod(self.root, 0o711)
+        os.chmod(self.homes, 0o711)
+        for shared in (self.jupyter_data.parent, self.jupyter_data, self.kernels):
+            os.chmod(shared, 0o755)
+        if self.environments.parent == self.root:
+            os.chmod(self.environments, 0o755)
+        for private in (self.hub, self.secrets, self.logs):
+            os.chmod(private, 0o700)
+        for sub in self.root.iterdir():
+            if sub.name in ("portal",) and sub.is_dir():
+                os.chmod(sub, 0o700)
+        for pattern in ("*.sqlite*", "*/*.sqlite*", "*/*.db", "hub/settings.json", "logs/*"):
+            for path in self.root.glob(pattern):
+                if path.is_file() and not path.is_symlink():
+                    os.chmod(path, 0o600)
 
     def secret(self, name: str, nbytes: int = 32) -> str:
         """Return the secret stored under `name`, creating it (hex, mode 0600) on first use."""

@@ -94,6 +94,14 @@ SCHEMA: dict[str, Any] = {
                 "config_file": {"type": ["string", "null"], "minLength": 1},
             },
         },
+        "accounts": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                # what every system account name starts with (see dsml.system_accounts)
+                "prefix": {"type": "string", "pattern": r"^[a-z_][a-z0-9_-]{0,15}$"},
+            },
+        },
         "environments": {
             "type": "array",
             "items": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$"},
@@ -136,6 +144,7 @@ DEFAULTS: dict[str, Any] = {
         "smtp_from": "dsml-scheduler@localhost",
         "config_file": None,
     },
+    "accounts": {"prefix": "dsml-"},
     "environments": ["python-minimal", "datascience"],
 }
 """Values used for every key the settings file leaves out."""

@@ -9,6 +9,13 @@ If `dsml up` itself is killed, the hub gets SIGTERM from the kernel (a parent-de
 stops what it started; what it records in `<data dir>/hub/processes.json` lets the next
 `dsml up`, `dsml status` and `dsml down` find the rest (see `dsml.cli.processes`).
 With `--detach` it starts itself in the background and returns once the platform is up.
+
+As root, each user gets a system account of their own (made by the hub, `dsml.hub.accounts`)
+that runs their server and their scheduled runs; `dsml up` then checks that such an account can
+reach the interpreter, the curated environments and the homes, and refuses in one line naming
+the path when not. Not as root, everything runs as one account, and `dsml up` says so. The
+platform's own state is written with umask 077: secrets, databases, settings and logs are
+private to the platform's account.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ from dsml.environments import build as env_build
 from dsml.environments import find_environment
 from dsml.exceptions import DataDirError, HubError, PortInUseError, SettingsError
 from dsml.settings import platform_root
+from dsml.system_accounts import closed_to_others, isolated
+from dsml.utils import write_atomic
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -129,7 +138,10 @@ def public_url(settings: dict[str, Any]) -> str:
 
 
 def build_missing_environments(settings: dict[str, Any], datadir: DataDir) -> None:
-    """Build every environment in the settings whose current lock is not built yet."""
+    """Build every environment in the settings whose current lock is not built yet.
+
+    As root, an environment built from an interpreter user accounts cannot run is built again.
+    """
     if settings["spawner"]["default_environment"] not in settings["environments"]:
         raise SettingsError(
             f"spawner.default_environment = {settings['spawner']['default_environment']} is "
@@ -138,9 +150,49 @@ def build_missing_environments(settings: dict[str, Any], datadir: DataDir) -> No
     for name in settings["environments"]:
         env = find_environment(name)
         state = env_build.status(env, datadir)
+        force = False
         if state.state != "built":
             print(f"dsml up: building environment {name} ({state.state})", flush=True)
-        env_build.build(env, datadir)
+        elif isolated() and _closed_python(state.prefix):
+            print(
+                f"dsml up: building environment {name} again: user accounts cannot run "
+                f"{_closed_python(state.prefix)}",
+                flush=True,
+            )
+            force = True
+        env_build.build(env, datadir, force=force)
+
+
+def _closed_python(prefix: Path) -> str | None:
+    """What on the way to an environment's interpreter other accounts cannot pass, if any."""
+    return closed_to_others(prefix / "bin" / "python", execute=True)
+
+
+def check_reachable(settings: dict[str, Any], datadir: DataDir) -> None:
+    """Raise DataDirError naming the first path a user account could not reach.
+
+    User accounts run the platform's Python (their servers, the scheduler's workers), the
+    curated environments' interpreters (kernels), the source tree, and live in their homes.
+    """
+    bin_dir = Path(sys.executable).parent
+    needed: list[tuple[Path, bool, str]] = [
+        (Path(sys.executable), True, "the platform's Python"),
+        (bin_dir / "jupyterhub-singleuser", True, "the JupyterLab server command"),
+        (platform_root() / "extensions" / "dsml" / "__init__.py", False, "the dsml package"),
+        (datadir.homes, False, "the users' homes"),
+        (datadir.kernels, False, "the curated kernelspecs"),
+    ]
+    for name in settings["environments"]:
+        prefix = env_build.prefix_for(find_environment(name), datadir)
+        needed.append((prefix / "bin" / "python", True, f"environment {name}"))
+    for path, execute, what in needed:
+        closed = closed_to_others(path, execute=execute)
+        if closed:
+            raise DataDirError(
+                f"user accounts cannot reach {closed} ({what}, at {path}); give other "
+                "accounts x on its folders (and r/x on the file), or run from a place they "
+                "can reach (`make bootstrap` as root builds .venv from /usr/bin/python3.11)"
+            )
 
 
 async def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
@@ -284,6 +336,8 @@ def detach(args: argparse.Namespace, datadir: DataDir, url: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out `dsml up`."""
+    # the platform's own files (secrets, databases, settings, logs) are for its account alone
+    os.umask(0o077)
     settings, datadir = resolve(args, hub__ip=args.ip, hub__port=args.port)
     datadir.ensure()
     running = processes.running_supervisor(datadir)
@@ -301,12 +355,27 @@ def run(args: argparse.Namespace) -> int:
         return detach(args, datadir, url)
     if args.build:
         build_missing_environments(settings, datadir)
+    if isolated():
+        check_reachable(settings, datadir)
+    else:
+        import getpass
+
+        _say_up(
+            f"not running as root: every user's server and jobs run as this account "
+            f"({getpass.getuser()}), so users are not isolated from each other; run `dsml up` "
+            "as root for an account per user, or use the Kubernetes mode"
+        )
 
     resolved = datadir.hub / "settings.json"
-    resolved.write_text(json.dumps(settings, indent=2) + "\n")
+    write_atomic(resolved, json.dumps(settings, indent=2) + "\n", mode=0o600)
+    # what user servers need of the settings (`dsml check`), without the SSO client secret
+    lab_settings = json.loads(json.dumps(settings))
+    lab_settings["auth"]["oauth_config"] = {}
+    write_atomic(datadir.lab_settings, json.dumps(lab_settings, indent=2) + "\n", mode=0o644)
     env = dict(os.environ)
     env.update(
         DSML_SETTINGS_JSON=str(resolved),
+        DSML_LAB_SETTINGS_JSON=str(datadir.lab_settings),
         DSML_HUB_PORT=str(free_port()),
         DSML_PROXY_API_PORT=str(free_port()),
         DSML_SCHEDULER_PORT=str(stable_port(datadir, "scheduler")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from dsml.environments.state import (  # noqa: F401 - re-exported: build.status 
     status,
 )
 from dsml.exceptions import EnvironmentBuildError
+from dsml.system_accounts import open_to_all, shared_interpreter
 from dsml.utils import write_atomic
 
 
@@ -72,6 +74,9 @@ def write_kernelspec(
 
     folder = datadir.kernels / (name or env.kernel_name)
     folder.mkdir(parents=True, exist_ok=True)
+    # every user's server reads the kernelspecs, whatever umask the platform runs with
+    for path in (datadir.jupyter_data.parent, datadir.jupyter_data, datadir.kernels, folder):
+        os.chmod(path, 0o755)
     spec = {
         "argv": [
             str(prefix / "bin" / "python"),
@@ -135,7 +140,8 @@ def build(
         if prefix.exists():
             shutil.rmtree(prefix)
         log(f"[1/3] {env.name} {env.version}: creating virtualenv in {prefix}")
-        python = getattr(sys, "_base_executable", None) or sys.executable
+        # an interpreter every account can run: user accounts start the kernels
+        python = shared_interpreter(getattr(sys, "_base_executable", None) or sys.executable)
         _run([_uv(), "venv", "--seed", "--quiet", "--python", python, str(prefix)], "venv", quiet)
         log(f"[2/3] {env.name} {env.version}: installing {len(env.packages)} pinned packages")
         _run(
@@ -170,6 +176,10 @@ def build(
             "seconds": round(time.monotonic() - started, 1),
         }
         (prefix / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        # readable and runnable by every account, writable by none of them
+        open_to_all(prefix)
+        for folder in (datadir.environments, prefix.parent):
+            os.chmod(folder, 0o755)
         register(env, prefix, datadir)
         log(f"built {env.name} {env.version} in {marker['seconds']} s")
         return prefix

@@ -20,6 +20,8 @@ from nativeauthenticator.orm import UserInfo
 from tornado import web
 from traitlets import Bool
 
+from dsml.hub.accounts import AccountsAuthenticator
+
 
 class PasswordAPIHandler(APIHandler):
     """Set a user's password and mark the account authorized (admins only)."""
@@ -53,8 +55,11 @@ class PasswordAPIHandler(APIHandler):
         self.write(json.dumps({"name": user.name, "authorized": True}))
 
 
-class DsmlAuthenticator(NativeAuthenticator):
-    """NativeAuthenticator with admin-made accounts and an admin API to set passwords."""
+class DsmlAuthenticator(AccountsAuthenticator, NativeAuthenticator):
+    """NativeAuthenticator with admin-made accounts and an admin API to set passwords.
+
+    As root, each user also gets a system account, locked when the user is deleted.
+    """
 
     enable_signup = Bool(False, config=True, help="Allow people to request an account themselves.")
     allow_all = Bool(

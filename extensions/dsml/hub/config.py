@@ -20,6 +20,7 @@ from dsml import settings as settings_mod
 from dsml.client import PORTAL, SCHEDULER
 from dsml.datadir import ADMIN_TOKEN_SECRET, DataDir
 from dsml.settings import GROUPS, LAB_GROUPS, platform_root
+from dsml.system_accounts import isolated
 from dsml.utils import write_atomic
 
 ADMIN_SERVICE = "dsml-admin"
@@ -115,7 +116,12 @@ def update_auth(c: Any, settings: dict[str, Any]) -> None:
         c.NativeAuthenticator.seconds_before_next_try = auth["seconds_before_next_try"]
         c.NativeAuthenticator.check_common_password = True
     else:
-        c.JupyterHub.authenticator_class = auth["oauth_class"]
+        from traitlets.utils.importstring import import_item
+
+        from dsml.hub.accounts import with_accounts
+
+        # the class, with system accounts made on add and locked on delete (as root)
+        c.JupyterHub.authenticator_class = with_accounts(import_item(auth["oauth_class"]))
         # the class's own section outranks this base-class default (traitlets config order)
         c.Authenticator.allow_existing_users = True
         class_name = auth["oauth_class"].rsplit(".", 1)[-1]
@@ -129,6 +135,9 @@ def update_spawner(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     root = platform_root()
     c.JupyterHub.spawner_class = "dsml.hub.spawner.DsmlLocalSpawner"
     c.DsmlLocalSpawner.home_dir_template = str(datadir.homes / "{username}")
+    # the `dsml check` of servers reads a copy of the settings without secrets
+    if os.environ.get("DSML_LAB_SETTINGS_JSON"):
+        c.DsmlLocalSpawner.settings_file = os.environ["DSML_LAB_SETTINGS_JSON"]
     c.DsmlLocalSpawner.seed_folders = [str(root / "training"), str(root / "shared_notebooks")]
     c.DsmlLocalSpawner.jupyter_data_dir = str(datadir.jupyter_data)
     c.DsmlLocalSpawner.default_kernel = kernels.kernel_name(spawner["default_environment"])
@@ -149,6 +158,12 @@ def update_spawner(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     c.Spawner.environment = {"DSML_HUB_URL": os.environ.get("DSML_PUBLIC_URL", "")}
     c.Spawner.start_timeout = spawner["start_timeout_seconds"]
     c.Spawner.http_timeout = spawner["http_timeout_seconds"]
+
+
+def update_accounts(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
+    """A system account per user when the hub runs as root (read by authenticator and spawner)."""
+    c.SystemAccounts.prefix = settings["accounts"]["prefix"]
+    c.SystemAccounts.homes = str(datadir.homes)
 
 
 def update_roles(c: Any, settings: dict[str, Any]) -> None:
@@ -206,6 +221,15 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
             "services": [PORTAL_SERVICE],
         },
     ]
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "scheduler-run-tokens",
+            "description": "The scheduler gives each run of a job a token of the job's owner, "
+            "expiring with the run; it cannot read, change or start anything else with it.",
+            "scopes": ["tokens"],
+            "services": [SCHEDULER_SERVICE],
+        }
+    )
     if settings["culler"]["enabled"]:
         c.JupyterHub.load_roles.append(
             {
@@ -297,6 +321,9 @@ def service_environment(name: str, **extra: str) -> dict[str, str]:
 def scheduler_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]:
     """The scheduler: hub-wide notebook jobs, configured through its config files."""
     environment = service_environment(SCHEDULER_SERVICE, JUPYTER_PATH=str(datadir.jupyter_data))
+    if isolated():
+        # each run executes as its owner's system account (dsml.scheduler.executors.local)
+        environment["DSML_ACCOUNT_PREFIX"] = settings["accounts"]["prefix"]
     return {
         "name": SCHEDULER_SERVICE,
         "url": f"http://127.0.0.1:{_port('DSML_SCHEDULER_PORT')}",
@@ -373,6 +400,7 @@ def update_all(c: Any, settings: dict[str, Any]) -> None:
     update_network(c, settings, datadir)
     update_state(c, settings, datadir)
     update_auth(c, settings)
+    update_accounts(c, settings, datadir)
     update_spawner(c, settings, datadir)
     update_roles(c, settings)
     update_services(c, settings, datadir)

@@ -81,3 +81,24 @@ def _copy(src: Path, dest: Path) -> None:
     tmp = dest.with_name(f".{dest.name}.dsml-tmp")
     shutil.copyfile(src, tmp)
     os.replace(tmp, dest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m dsml.hub.homes HOME SOURCE...`: seed HOME, print the report as JSON.
+
+    The spawner runs this as the user's account, so the copies are theirs and a link the user
+    placed in their home cannot make the platform write elsewhere.
+    """
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m dsml.hub.homes HOME [SOURCE...]", file=sys.stderr)
+        return 2
+    report = seed_home(Path(args[0]), [Path(a) for a in args[1:]])
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

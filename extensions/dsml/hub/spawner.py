@@ -1,24 +1,35 @@
 """The local spawner: one JupyterLab process per user, a home folder each under the data dir.
 
-It adds to SimpleLocalProcessSpawner what the platform needs on one machine: the user's copy of
-training/ and shared_notebooks/, kernels from the curated environments only, and `--allow-root`
-when the hub itself runs as root.
+It builds on JupyterHub's LocalProcessSpawner, which switches to the user's uid and gid: when the
+platform runs as root, each server runs as its user's own system account (`dsml.hub.accounts`,
+made on first spawn if the hub did not make it yet) in a home only that account can open. Not
+as root, every server runs as the platform's account (one account for all, said by `dsml up`).
+It adds what the platform needs on one machine: the user's copy of training/ and
+shared_notebooks/ (copied as the account, never as root), kernels from the curated environments
+only, and `--allow-root` only when a server would itself run as root.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from jupyterhub.spawner import SimpleLocalProcessSpawner
+from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import List, Unicode
 
+from dsml.hub.accounts import SystemAccounts
 from dsml.hub.homes import seed_home
+from dsml.system_accounts import Account, account_name, drop_privileges, lookup
 
 
-class DsmlLocalSpawner(SimpleLocalProcessSpawner):
-    """SimpleLocalProcessSpawner that seeds homes and offers only curated kernels."""
+class DsmlLocalSpawner(SystemAccounts, LocalProcessSpawner):
+    """LocalProcessSpawner that runs each server as its user's account, seeds homes and offers
+    only curated kernels."""
 
     seed_folders = List(
         Unicode(),
@@ -33,6 +44,52 @@ class DsmlLocalSpawner(SimpleLocalProcessSpawner):
     default_kernel = Unicode(
         "dsml-datascience", config=True, help="Kernelspec a new notebook gets by default."
     )
+    home_dir_template = Unicode(
+        "", config=True, help="Home folder of a user; {username} is the hub name."
+    )
+    settings_file = Unicode(
+        "",
+        config=True,
+        help="Settings file the server's `dsml check` reads (a copy without secrets).",
+    )
+
+    @property
+    def home_dir(self) -> str:
+        """The user's home folder under the data dir."""
+        if self.home_dir_template:
+            return self.home_dir_template.format(username=self.user.name)
+        return str(self.account_home(self.user.name))
+
+    def _account(self) -> Account | None:
+        if not self.enabled:
+            return None
+        return lookup(account_name(self.user.name, self.prefix))
+
+    def make_preexec_fn(self, name: str) -> Callable[[], None]:
+        """As the account (groups, gid, uid) in the home; as the platform when accounts are off."""
+        account = self._account()
+        home = self.home_dir
+        if self.enabled and account is None:
+            raise RuntimeError(f"user {name} has no system account; it is made before a spawn")
+
+        def preexec() -> None:
+            if account is not None:
+                drop_privileges(account)
+            os.chdir(home)
+
+        return preexec
+
+    def user_env(self, env: dict[str, str]) -> dict[str, str]:
+        """USER, HOME and SHELL of the account (terminals get bash: the login shell is nologin)."""
+        account = self._account()
+        env["USER"] = account.name if account else self.user.name
+        env["HOME"] = self.home_dir
+        env["SHELL"] = "/bin/bash"
+        return env
+
+    async def move_certs(self, paths: dict[str, str]) -> dict[str, str]:
+        """Internal TLS is not used on one machine: keep the paths."""
+        return paths
 
     def get_args(self) -> list[str]:
         """Curated kernels, Notebook Jobs on the scheduler service, --allow-root as root."""
@@ -54,15 +111,15 @@ class DsmlLocalSpawner(SimpleLocalProcessSpawner):
             "--ServerApp.jpserver_extensions=dsml.lab.check=True",
         ]
         # the endpoint checks against the settings the hub runs with (`dsml up` resolves them)
-        if os.environ.get("DSML_SETTINGS_JSON"):
-            args.append(f"--DsmlCheck.settings_file={os.environ['DSML_SETTINGS_JSON']}")
+        if self.settings_file:
+            args.append(f"--DsmlCheck.settings_file={self.settings_file}")
         # its status bar item, prebuilt in the source tree: an editable install (`make`) does
         # not copy pyproject's data-files to share/jupyter/labextensions, so point JupyterLab at it
         source = Path(__file__).resolve().parents[2]
         labextensions = source / "labextension" / "dsml_env_check" / "labextension"
         if labextensions.is_dir():
             args.append(f"--LabApp.extra_labextensions_path={labextensions}")
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
+        if os.geteuid() == 0 and not self.enabled:
             args.append("--allow-root")
         return args
 
@@ -75,11 +132,15 @@ class DsmlLocalSpawner(SimpleLocalProcessSpawner):
         return env
 
     async def start(self):  # type: ignore[no-untyped-def]
-        """Seed the home folder (without blocking the hub), then start the server."""
+        """Make the account if needed, seed the home folder as it, then start the server."""
         home = self.home_dir
-        report = await asyncio.to_thread(
-            seed_home, Path(home), [Path(f) for f in self.seed_folders]
-        )
+        account = await self.ensure_account(self.user.name)
+        if account is None:
+            report = await asyncio.to_thread(
+                seed_home, Path(home), [Path(f) for f in self.seed_folders]
+            )
+        else:
+            report = await asyncio.to_thread(self._seed_as, account, home)
         if report["added"] or report["updated"]:
             self.log.info(
                 "Seeded %s: %d added, %d updated, %d kept as the user left them",
@@ -89,3 +150,20 @@ class DsmlLocalSpawner(SimpleLocalProcessSpawner):
                 len(report["kept"]),
             )
         return await super().start()
+
+    def _seed_as(self, account: Account, home: str) -> dict[str, list[str]]:
+        """Seed the home in a child running as the account: root never writes in a user's home."""
+        result = subprocess.run(
+            [sys.executable, "-m", "dsml.hub.homes", home, *self.seed_folders],
+            capture_output=True,
+            text=True,
+            user=account.uid,
+            group=account.gid,
+            extra_groups=[],
+            cwd=home,
+            env={"PATH": os.environ.get("PATH", ""), "HOME": home, "LANG": "C.UTF-8"},
+        )
+        if result.returncode != 0:
+            tail = result.stderr.strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"seeding {home} as {account.name} failed: {tail[0]}")
+        return json.loads(result.stdout)

@@ -187,6 +187,7 @@ class RunManager(LoggingConfigurable):
             service_url=self.service_url,
             kernel_name=kernel_name(run["environment"], run["environment_version"]),
             environment=run["environment"],
+            owner=job["owner"],
         )
         try:
             ref = await self.executor.start(run, launch)

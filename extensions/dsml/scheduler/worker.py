@@ -2,7 +2,11 @@
 
 `python -m dsml.scheduler.worker --kernel dsml-NAME` starts the kernel first, then reads its
 assignment (run id, token, service URL) as one JSON line on stdin, so a pool can start workers
-before runs exist. On Kubernetes the assignment comes from the environment
+before runs exist. With `--take-account` (started as root by a scheduler that runs each run as
+its owner) it imports what a run needs, waits, becomes the account the assignment names and
+only then starts its kernel. An assignment's `environment` (the owner's hub token, where the
+hub is) reaches the kernel: set before it starts, or in it when it was started already.
+On Kubernetes the assignment comes from the environment
 (DSML_RUN_ID, DSML_RUN_TOKEN, DSML_SERVICE_URL). The worker never touches the database: it
 fetches its input from the service, posts progress while cells run, and posts the executed
 notebook, its HTML and the outcome at the end, also when the run fails.
@@ -24,6 +28,7 @@ from typing import Any
 
 from dsml import notebooks
 from dsml.client import ApiError, Client
+from dsml.system_accounts import Account, drop_privileges
 from dsml.utils import skip_slow_format_checks
 
 log = logging.getLogger("dsml.worker")
@@ -266,13 +271,51 @@ def execute(service: ServiceClient, km: Any, work: Path) -> dict[str, Any]:
     return payload
 
 
+def take_account(assignment: dict[str, Any]) -> None:
+    """Become the account the assignment names, for good, with its HOME and USER."""
+    fields = assignment["account"]
+    account = Account(fields["name"], fields["uid"], fields["gid"], fields["home"])
+    os.setgroups(fields.get("groups") or [account.gid])
+    drop_privileges(account)
+    os.environ.update(HOME=account.home, USER=account.name, LOGNAME=account.name)
+    os.chdir(account.home)
+
+
+def set_kernel_environment(km: Any, environment: dict[str, str]) -> None:
+    """Set variables in a kernel started before they were known (a warm owner's kernel)."""
+    from jupyter_core.utils import run_sync
+
+    kc = km.client()
+    kc.start_channels()
+    try:
+        code = f"import os as _o; _o.environ.update({environment!r}); del _o"
+        run_sync(kc.execute_interactive)(code, silent=True, store_history=False, timeout=30)
+    finally:
+        kc.stop_channels()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start the kernel, wait for an assignment, run it, report, shut the kernel down."""
     skip_slow_format_checks()
     parser = argparse.ArgumentParser(prog="dsml-worker")
     parser.add_argument("--kernel", required=True, help="kernelspec to pre-start")
+    parser.add_argument(
+        "--take-account",
+        action="store_true",
+        help="wait as root and become the assignment's account before starting the kernel",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
+    if args.take_account:
+        warm_up()
+        line = sys.stdin.readline()
+        if not line:
+            return 0  # the pool was shut down before a run came
+        early = json.loads(line)
+        take_account(early)
+        os.environ.update(early.get("environment") or {})
+    else:
+        early = None
     # under the scheduler's data dir when it says so, so nothing of a run hides elsewhere
     work_root = os.environ.get("DSML_WORKER_TMP") or None
     if work_root:
@@ -280,9 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="dsml-run-", dir=work_root))
     km = None
     try:
-        km = start_kernel(args.kernel, str(work))
-        warm_up()
-        if os.environ.get("DSML_RUN_ID"):
+        km = start_kernel(early["kernel_name"] if early else args.kernel, str(work))
+        if early is None:
+            warm_up()
+        if early is not None:
+            assignment = early
+        elif os.environ.get("DSML_RUN_ID"):
             assignment = {
                 "run_id": int(os.environ["DSML_RUN_ID"]),
                 "token": os.environ["DSML_RUN_TOKEN"],
@@ -294,10 +340,13 @@ def main(argv: list[str] | None = None) -> int:
             if not line:
                 return 0  # the pool was shut down before a run came
             assignment = json.loads(line)
+            if assignment.get("environment"):
+                os.environ.update(assignment["environment"])
+                set_kernel_environment(km, assignment["environment"])
         service = ServiceClient(
             assignment["service_url"], assignment["run_id"], assignment["token"]
         )
-        if not same_kernel(assignment["kernel_name"], args.kernel):
+        if early is None and not same_kernel(assignment["kernel_name"], args.kernel):
             stop_kernel(km)
             km = start_kernel(assignment["kernel_name"], str(work))
         payload = execute(service, km, work)

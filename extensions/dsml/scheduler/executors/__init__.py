@@ -16,13 +16,19 @@ from traitlets.config import LoggingConfigurable
 
 @dataclass(frozen=True)
 class Launch:
-    """What a worker needs to find its run: the service URL, the run id and its token."""
+    """What a worker needs to find its run: the service URL, the run id and its token.
+
+    `owner` is the job's owner (a hub name); `account` the system account the run executes
+    as (empty: the executor's own account, or the executor decides, as the local one does).
+    """
 
     run_id: int
     token: str
     service_url: str
     kernel_name: str
     environment: str
+    owner: str = ""
+    account: str = ""
 
 
 class Executor(LoggingConfigurable):

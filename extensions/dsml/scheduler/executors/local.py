@@ -4,16 +4,30 @@ It keeps a small pool of pre-started workers per environment; each has already s
 kernel and waits on stdin for a run, so a run does not pay kernel start-up. A worker serves
 one run and exits; the pool is refilled behind it. Stopping a run kills the worker's whole
 process group, kernel included.
+
+With `account_prefix` set (the hub sets it when the platform runs as root), every run executes
+as its job owner's system account, in a work folder of the run owned by that account, with an
+environment that holds no token of the platform's: where the notebook needs the platform it
+gets a token of its owner, made for the run (`dsml.scheduler.tokens`), through stdin, never
+argv. A started kernel cannot change account, so the pool has two kinds of warm workers:
+per environment, workers that started as root, imported Papermill and nbconvert and wait; they
+take on the owner's account when a run comes and only then start the kernel (a new owner pays
+kernel start-up only). Per (environment, owner) who ran in the last `owner_warm_seconds`,
+workers that run as that owner with their kernel started (a warm owner pays nothing).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +35,16 @@ from traitlets import Dict, Float, Integer, Unicode, default
 
 from dsml.kernels import kernel_name
 from dsml.scheduler.executors import Executor, Launch
+from dsml.scheduler.tokens import RunToken, request_run_token, revoke_run_token
+from dsml.system_accounts import Account, account_name, is_locked, lookup
+
+_PLATFORM_ONLY = re.compile(
+    r"^(JUPYTERHUB_.*|.*TOKEN.*|.*SECRET.*|.*PASSWORD.*|DSML_.*_DB_URL|DSML_SETTINGS_JSON)$"
+)
+"""Variables of the scheduler's environment a worker never gets: the platform's credentials."""
+
+AS_ROOT = ""
+"""Pool key of workers that start as root and take on the owner's account when a run comes."""
 
 
 def process_start_time(pid: int) -> int | None:
@@ -82,6 +106,36 @@ class LocalExecutor(Executor):
     stop_grace_seconds = Float(
         3.0, config=True, help="Seconds between SIGTERM and SIGKILL when stopping a run."
     )
+    account_prefix = Unicode(
+        config=True,
+        help="Run each run as its owner's system account, whose name starts with this prefix "
+        "(empty: every run as the scheduler's own account). The hub sets it as root.",
+    )
+    owner_warm_seconds = Float(
+        600.0,
+        config=True,
+        help="Seconds an owner's own warm workers are kept after their last run started.",
+    )
+    max_warm_owners = Integer(
+        4, config=True, help="Owners at most that have warm workers of their own (a count)."
+    )
+    hub_api_url = Unicode(config=True, help="The hub's API URL, to ask for run tokens.")
+    hub_api_token = Unicode(config=True, help="The scheduler's hub token, to ask for run tokens.")
+    run_token_seconds = Integer(
+        86400, config=True, help="Lifetime of a run's token when its job has no deadline (s)."
+    )
+
+    @default("account_prefix")
+    def _account_prefix(self) -> str:
+        return os.environ.get("DSML_ACCOUNT_PREFIX", "")
+
+    @default("hub_api_url")
+    def _hub_api_url(self) -> str:
+        return os.environ.get("JUPYTERHUB_API_URL", "")
+
+    @default("hub_api_token")
+    def _hub_api_token(self) -> str:
+        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
 
     @default("log_dir")
     def _log_dir(self) -> str:
@@ -95,81 +149,202 @@ class LocalExecutor(Executor):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self._pool: dict[str, list[subprocess.Popen]] = {}
+        # (environment, account name or AS_ROOT) -> waiting workers
+        self._pool: dict[tuple[str, str], list[subprocess.Popen]] = {}
         self._children: dict[int, subprocess.Popen] = {}
-        self._filling: set[str] = set()
+        self._filling: set[tuple[str, str]] = set()
+        self._owners_seen: dict[str, float] = {}  # account name -> when its last run started
+        self._run_tokens: dict[int, RunToken] = {}  # worker pid -> its run's token
 
-    def _spawn(self, kernel_name: str) -> subprocess.Popen:
-        env = dict(os.environ)
+    @property
+    def as_owners(self) -> bool:
+        """Whether runs execute as their owners' accounts."""
+        return bool(self.account_prefix)
+
+    def _work_root(self) -> Path | None:
+        """The folder runs' work folders live in (1733 as root: each account makes its own)."""
+        root = self.worker_env.get("DSML_WORKER_TMP")
+        if not root:
+            return None
+        path = Path(root)
+        if self.as_owners:
+            path.mkdir(parents=True, exist_ok=True)
+            os.chmod(path.parent, 0o711)
+            os.chmod(path, 0o1733)
+        return path
+
+    def _environment(self, account: Account | None) -> dict[str, str]:
+        """The worker's environment: the scheduler's, less the platform's credentials."""
+        env = {k: v for k, v in os.environ.items() if not _PLATFORM_ONLY.match(k)}
         env.update(self.worker_env)
+        if account is not None:
+            env.update(HOME=account.home, USER=account.name, LOGNAME=account.name)
+        return env
+
+    def _spawn(self, kernel_name: str, account: Account | None = None) -> subprocess.Popen:
+        """Start a worker: as `account` with its kernel, or (account None, as owners) as root
+        waiting to take on the owner's account; not as owners, as the scheduler's account."""
+        command = [self.python, "-m", "dsml.scheduler.worker", "--kernel", kernel_name]
+        ids: dict[str, Any] = {}
+        if account is not None:
+            ids = {"user": account.uid, "group": account.gid, "extra_groups": account.groups}
+        elif self.as_owners:
+            command.append("--take-account")
         log_path = Path(self.log_dir or ".") / "workers.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._work_root()
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                [self.python, "-m", "dsml.scheduler.worker", "--kernel", kernel_name],
+                command,
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env=self._environment(account),
+                cwd=account.home if account is not None else None,
                 start_new_session=True,  # its own process group: stop kills the kernel too
+                **ids,
             )
         self._children[proc.pid] = proc
         return proc
 
-    async def _fill(self, environment: str) -> None:
-        if environment in self._filling:
+    async def _fill(self, environment: str, account: Account | None = None) -> None:
+        key = (environment, account.name if account is not None else AS_ROOT)
+        if key in self._filling:
             return
-        self._filling.add(environment)
+        self._filling.add(key)
         try:
-            pool = self._pool.setdefault(environment, [])
+            pool = self._pool.setdefault(key, [])
             pool[:] = [p for p in pool if p.poll() is None]
             while len(pool) < self.warm_workers:
-                pool.append(self._spawn(kernel_name(environment)))
+                pool.append(self._spawn(kernel_name(environment), account))
         finally:
-            self._filling.discard(environment)
+            self._filling.discard(key)
 
     async def prepare(self, environments: list[str]) -> None:
         """Pre-start `warm_workers` workers for each environment."""
         for environment in environments:
             await self._fill(environment)
 
-    def _take(self, launch: Launch) -> subprocess.Popen:
-        pool = self._pool.get(launch.environment, [])
-        while pool:
-            proc = pool.pop(0)
-            if proc.poll() is None:
-                return proc
-        return self._spawn(launch.kernel_name)
+    def _take(self, launch: Launch, account: Account | None) -> subprocess.Popen:
+        keys = [(launch.environment, AS_ROOT)]
+        if account is not None:
+            keys.insert(0, (launch.environment, account.name))
+        for key in keys:
+            pool = self._pool.get(key, [])
+            while pool:
+                proc = pool.pop(0)
+                if proc.poll() is None:
+                    return proc
+        return self._spawn(launch.kernel_name, account)
+
+    def _owner_account(self, launch: Launch) -> Account:
+        """The job owner's account; refuse a run whose owner has none or a locked one."""
+        name = launch.account or account_name(launch.owner, self.account_prefix)
+        account = lookup(name)
+        if account is None:
+            raise RuntimeError(
+                f"user {launch.owner} has no system account {name}; the hub makes it when "
+                "the user is added (restart the platform to make missing ones)"
+            )
+        if is_locked(name):
+            raise RuntimeError(
+                f"the account {name} of user {launch.owner} is locked (the user was deleted); "
+                "nothing runs as it any more"
+            )
+        return account
+
+    def _forget_cold_owners(self) -> None:
+        """Stop the warm workers of owners who have not run for `owner_warm_seconds`."""
+        now = time.monotonic()
+        recent = sorted(self._owners_seen.items(), key=lambda kv: kv[1], reverse=True)
+        keep = {
+            name
+            for name, seen in recent[: self.max_warm_owners]
+            if now - seen < self.owner_warm_seconds
+        }
+        for (environment, owner), pool in list(self._pool.items()):
+            if owner != AS_ROOT and owner not in keep:
+                for proc in pool:
+                    _kill_worker(proc)
+                del self._pool[(environment, owner)]
+        self._owners_seen = {k: v for k, v in self._owners_seen.items() if k in keep}
+
+    async def _run_token(self, run: dict[str, Any], launch: Launch) -> RunToken | None:
+        """A token of the owner for this run, expiring with its deadline (or a day)."""
+        if not (self.hub_api_url and self.hub_api_token and launch.owner):
+            return None
+        seconds = self.run_token_seconds
+        if run.get("deadline_at"):
+            deadline = datetime.fromisoformat(run["deadline_at"].rstrip("Z"))
+            remaining = deadline - datetime.now(UTC).replace(tzinfo=None)
+            seconds = int(remaining.total_seconds()) + 300
+        return await request_run_token(
+            self.hub_api_url,
+            self.hub_api_token,
+            launch.owner,
+            seconds,
+            note=f"scheduler run {launch.run_id}",
+        )
 
     async def start(self, run: dict[str, Any], launch: Launch) -> dict[str, Any]:
         """Hand the run to a pre-started worker (or a new one) and refill the pool."""
-        proc = self._take(launch)
-        assignment = {
+        if not launch.owner and run.get("owner"):
+            launch = dataclasses.replace(launch, owner=run["owner"])
+        account = None
+        if self.as_owners:
+            account = self._owner_account(launch)
+            launch = dataclasses.replace(launch, account=account.name)
+            self._owners_seen[account.name] = time.monotonic()
+            self._forget_cold_owners()
+        run_token = await self._run_token(run, launch) if self.as_owners else None
+        assignment: dict[str, Any] = {
             "run_id": launch.run_id,
             "token": launch.token,
             "service_url": launch.service_url,
             "kernel_name": launch.kernel_name,
         }
+        if account is not None:
+            assignment["account"] = dataclasses.asdict(account) | {"groups": account.groups}
+            # what the notebook gets of the platform: its owner's token, where the hub is
+            assignment["environment"] = {
+                "JUPYTERHUB_API_URL": self.hub_api_url,
+                "DSML_HUB_URL": getattr(self.parent, "public_url", "") or "",
+                "JUPYTERHUB_USER": launch.owner,
+            }
+            if run_token is not None:
+                assignment["environment"]["JUPYTERHUB_API_TOKEN"] = run_token.token
+        proc = self._take(launch, account)
         try:
             assert proc.stdin is not None
             proc.stdin.write((json.dumps(assignment) + "\n").encode())
             proc.stdin.close()
         except (BrokenPipeError, OSError):
             # the warm worker died while waiting: use a fresh one
-            proc = self._spawn(launch.kernel_name)
+            proc = self._spawn(launch.kernel_name, account)
             assert proc.stdin is not None
             proc.stdin.write((json.dumps(assignment) + "\n").encode())
             proc.stdin.close()
+        if run_token is not None:
+            self._run_tokens[proc.pid] = run_token
         if self.warm_workers:
-            asyncio.get_running_loop().call_soon(
-                lambda: asyncio.ensure_future(self._fill(launch.environment))
-            )
+            loop = asyncio.get_running_loop()
+            loop.call_soon(lambda: asyncio.ensure_future(self._fill(launch.environment)))
+            if account is not None:
+                loop.call_soon(
+                    lambda: asyncio.ensure_future(self._fill(launch.environment, account))
+                )
         return {"pid": proc.pid, "start_time": process_start_time(proc.pid)}
 
     def _reap(self) -> None:
         for pid, proc in list(self._children.items()):
             if proc.poll() is not None:
                 del self._children[pid]
+                token = self._run_tokens.pop(pid, None)
+                if token is not None:
+                    # the run is over: its token goes with it
+                    asyncio.ensure_future(
+                        revoke_run_token(self.hub_api_url, self.hub_api_token, token)
+                    )
 
     async def is_alive(self, run: dict[str, Any]) -> bool:
         """Whether the run's worker process (same pid and start time) still runs."""
@@ -208,12 +383,17 @@ class LocalExecutor(Executor):
         """Stop the pre-started workers and their kernels (they hold no run)."""
         for pool in self._pool.values():
             for proc in pool:
-                groups = {proc.pid}
-                for child in descendants(proc.pid):
-                    try:
-                        groups.add(os.getpgid(child))
-                    except ProcessLookupError:
-                        pass
-                _kill_groups(groups, signal.SIGKILL)
-                proc.wait()
+                _kill_worker(proc)
         self._pool.clear()
+
+
+def _kill_worker(proc: subprocess.Popen) -> None:
+    """SIGKILL a waiting worker and its kernel's process group."""
+    groups = {proc.pid}
+    for child in descendants(proc.pid):
+        try:
+            groups.add(os.getpgid(child))
+        except ProcessLookupError:
+            pass
+    _kill_groups(groups, signal.SIGKILL)
+    proc.wait()
