@@ -16,13 +16,18 @@ from traitlets.config import LoggingConfigurable
 
 @dataclass(frozen=True)
 class Launch:
-    """What a worker needs to find its run: the service URL, the run id and its token."""
+    """What a worker needs to find its run: the service URL, the run id and its token.
+
+    `log_path` is the run's own log file (in the run's folder): an executor that keeps the
+    worker's output on this machine writes it there, mode 0600, and nowhere shared.
+    """
 
     run_id: int
     token: str
     service_url: str
     kernel_name: str
     environment: str
+    log_path: str = ""
 
 
 class Executor(LoggingConfigurable):

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -98,13 +99,21 @@ class LocalExecutor(Executor):
         self._pool: dict[str, list[subprocess.Popen]] = {}
         self._children: dict[int, subprocess.Popen] = {}
         self._filling: set[str] = set()
+        self._logs: dict[int, Path] = {}
 
-    def _spawn(self, kernel_name: str) -> subprocess.Popen:
+    def _spawn(self, kernel_name: str, log_path: str = "") -> subprocess.Popen:
+        """Start a worker writing to `log_path` (a run's log), or to a log of its own (0600)
+        that becomes the run's log when a run is handed to it: nothing is shared."""
         env = dict(os.environ)
         env.update(self.worker_env)
-        log_path = Path(self.log_dir or ".") / "workers.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
+        if log_path:
+            path = Path(log_path)
+        else:
+            folder = Path(self.log_dir or ".")
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = folder / f"worker-{uuid.uuid4().hex[:12]}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as log:
             proc = subprocess.Popen(
                 [self.python, "-m", "dsml.scheduler.worker", "--kernel", kernel_name],
                 stdin=subprocess.PIPE,
@@ -114,6 +123,8 @@ class LocalExecutor(Executor):
                 start_new_session=True,  # its own process group: stop kills the kernel too
             )
         self._children[proc.pid] = proc
+        if not log_path:
+            self._logs[proc.pid] = path
         return proc
 
     async def _fill(self, environment: str) -> None:
@@ -138,8 +149,12 @@ class LocalExecutor(Executor):
         while pool:
             proc = pool.pop(0)
             if proc.poll() is None:
+                own = self._logs.pop(proc.pid, None)
+                if own is not None and launch.log_path:
+                    # the worker keeps its open file: moved, it is the run's log from now on
+                    os.replace(own, launch.log_path)
                 return proc
-        return self._spawn(launch.kernel_name)
+        return self._spawn(launch.kernel_name, launch.log_path)
 
     async def start(self, run: dict[str, Any], launch: Launch) -> dict[str, Any]:
         """Hand the run to a pre-started worker (or a new one) and refill the pool."""
@@ -156,7 +171,7 @@ class LocalExecutor(Executor):
             proc.stdin.close()
         except (BrokenPipeError, OSError):
             # the warm worker died while waiting: use a fresh one
-            proc = self._spawn(launch.kernel_name)
+            proc = self._spawn(launch.kernel_name, launch.log_path)
             assert proc.stdin is not None
             proc.stdin.write((json.dumps(assignment) + "\n").encode())
             proc.stdin.close()
@@ -170,6 +185,9 @@ class LocalExecutor(Executor):
         for pid, proc in list(self._children.items()):
             if proc.poll() is not None:
                 del self._children[pid]
+                own = self._logs.pop(pid, None)
+                if own is not None:
+                    own.unlink(missing_ok=True)  # a pool worker that never got a run
 
     async def is_alive(self, run: dict[str, Any]) -> bool:
         """Whether the run's worker process (same pid and start time) still runs."""
@@ -216,4 +234,7 @@ class LocalExecutor(Executor):
                         pass
                 _kill_groups(groups, signal.SIGKILL)
                 proc.wait()
+                own = self._logs.pop(proc.pid, None)
+                if own is not None:
+                    own.unlink(missing_ok=True)
         self._pool.clear()
