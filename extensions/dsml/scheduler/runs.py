@@ -244,6 +244,8 @@ class RunManager(LoggingConfigurable):
             by_owner[owner] = by_owner.get(owner, 0) + 1
             self._served[owner] = next(self._serial)
             in_flight += 1
+            if not queues[owner]:
+                del queues[owner]
 
     @staticmethod
     def _next_launchable(
