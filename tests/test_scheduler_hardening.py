@@ -24,10 +24,10 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from test_scheduler_api import NOTEBOOKS, PAPERMILL, Api
 
-from conftest import DSML, ROOT, Platform, run_async
-
 from dsml.scheduler.exceptions import BadRequest
 from dsml.scheduler.notify import Notifier
+
+from conftest import DSML, ROOT, Platform, run_async
 
 
 @pytest.fixture(scope="module")
