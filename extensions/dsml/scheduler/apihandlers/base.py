@@ -147,6 +147,13 @@ class BaseHandler(BodyLimit, APIHandler):
         if reason is not None:
             raise Forbidden(f"this job cannot run: {reason}")
 
+    def idempotency_key(self) -> str | None:
+        """The Idempotency-Key header (at most 255 characters), or None."""
+        key = self.request.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key) <= 255:
+            raise BadRequest(f"Idempotency-Key must be 1 to 255 characters, got {len(key)}")
+        return key
+
     def write_listing(self, items: list[dict[str, Any]], limit: int, key: str, total: int) -> None:
         """A page of results, the cursor of the next page (null at the end) and the total."""
         cursor = str(items[-1]["id"]) if len(items) == limit else None

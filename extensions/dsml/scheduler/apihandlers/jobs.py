@@ -57,9 +57,17 @@ def check_job_fields(
             )
         out["environment_version"] = version
     if "schedule" in data:
-        out["schedule"] = data["schedule"] or None
+        schedule = data["schedule"] or None
+        if schedule is not None and (not isinstance(schedule, str) or len(schedule) > 255):
+            raise BadRequest(
+                f"schedule must be a 5-field cron expression or null, got {schedule!r}"
+            )
+        out["schedule"] = schedule
     if "timezone" in data:
-        out["timezone"] = data["timezone"] or "UTC"
+        timezone = data["timezone"] or "UTC"
+        if not isinstance(timezone, str) or len(timezone) > 64:
+            raise BadRequest(f"timezone must be an IANA timezone name, got {timezone!r}")
+        out["timezone"] = timezone
     if out.get("schedule"):
         cron.check(out["schedule"], out.get("timezone", "UTC"))
     elif "timezone" in out:
@@ -204,7 +212,7 @@ class JobsHandler(BaseHandler):
                 sha,
                 schema,
                 next_run,
-                self.request.headers.get("Idempotency-Key"),
+                self.idempotency_key(),
                 self.app.max_jobs_per_user,
             )
         except BaseException:
@@ -382,7 +390,7 @@ class JobRunsHandler(BaseHandler):
             trigger="manual",
             parameters={**job["parameters"], **overrides},
             scheduled_for=None,
-            idempotency_key=self.request.headers.get("Idempotency-Key"),
+            idempotency_key=self.idempotency_key(),
             owner=user["name"],
             max_queued=self.manager.max_queued_runs_per_user,
         )
