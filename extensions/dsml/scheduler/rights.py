@@ -5,6 +5,10 @@ jobs (`custom:dsml:jobs:run`, or `jobs:admin`) is checked again on every write a
 run is dispatched. The hub knows which roles a user holds directly and through their groups;
 the roles that grant the right are named in `run_roles` (the hub config derives them from its
 own role definitions). Answers are cached for `cache_seconds`, so dispatch stays fast.
+
+When the hub does not answer, jobs keep running as they did (a hub restart must not stop every
+scheduled report) and the question is asked again after `cache_seconds`; the hub's API calls
+fail meanwhile anyway, so nobody gains a right by it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ log = logging.getLogger("dsml.scheduler")
 
 
 class HubUnavailable(Exception):
-    """The hub did not answer: decide later, neither allow nor revoke now."""
+    """The hub did not answer: keep what was decided, ask again later."""
 
 
 class OwnerRights(LoggingConfigurable):
@@ -47,12 +51,16 @@ class OwnerRights(LoggingConfigurable):
         return None
 
     async def refusal(self, owner: str) -> str | None:
-        """`lookup`, cached for `cache_seconds`; HubUnavailable when the hub did not answer."""
+        """`lookup`, cached for `cache_seconds`; a hub that does not answer changes nothing."""
         now = time.monotonic()
         cached = self._cache.get(owner)
         if cached and now - cached[0] < self.cache_seconds:
             return cached[1]
-        answer = await self.lookup(owner)
+        try:
+            answer = await self.lookup(owner)
+        except HubUnavailable as e:
+            log.warning("rights of %s unknown, asking again later: %s", owner, e)
+            answer = cached[1] if cached else None
         self._cache[owner] = (now, answer)
         return answer
 

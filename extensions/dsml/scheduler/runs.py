@@ -37,7 +37,7 @@ from dsml.scheduler.models import (
 )
 from dsml.scheduler.notify import Notifier
 from dsml.scheduler.outputs import LOG, Outputs
-from dsml.scheduler.rights import HubUnavailable, OwnerRights
+from dsml.scheduler.rights import OwnerRights
 from dsml.scheduler.store import Store, hash_token
 
 log = logging.getLogger("dsml.scheduler")
@@ -186,13 +186,9 @@ class RunManager(LoggingConfigurable):
     async def check_owner(self, owner: str) -> str | None:
         """None when `owner` may run jobs; else pause their jobs, cancel queued runs, say why.
 
-        When the hub does not answer, nothing is decided (and nothing dispatched for them).
+        When the hub does not answer, what it said last holds (see `OwnerRights`).
         """
-        try:
-            reason = await self.rights.refusal(owner)
-        except HubUnavailable as e:
-            log.warning("rights of %s unknown: %s", owner, e)
-            return f"the hub did not say whether {owner} may run jobs"
+        reason = await self.rights.refusal(owner)
         if reason is None:
             return None
         paused, cancelled = await self.store.run(self.store.revoke_owner, owner, reason)
