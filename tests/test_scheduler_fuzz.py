@@ -39,7 +39,7 @@ def test_no_input_makes_a_server_error(platform: Platform, name: str, tmp_path: 
             "not_a_server_error,status_code_conformance,content_type_conformance,"
             "response_schema_conformance",
             "--max-examples",
-            "25",
+            "20",
             "--seed",
             "1",
             "--workers",

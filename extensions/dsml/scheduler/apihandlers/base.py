@@ -71,6 +71,13 @@ class BodyLimit(JSONHandler):
             )
         return b"".join(getattr(self, "_chunks", []))
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """An error answered before the body was read closes the connection: a proxy that
+        kept it open would send its next request into the rest of this body."""
+        if not self.request.body and not getattr(self, "_chunks", None):
+            self.set_header("Connection", "close")
+        super().write_error(status_code, **kwargs)
+
     def body(self, limit: int | None = None) -> dict[str, Any]:
         """The JSON object in the body (400 not one, 413 too big, 415 not JSON)."""
         self.request.body = self.raw_body()
