@@ -320,3 +320,25 @@ def test_a_lost_right_pauses_jobs_and_cancels_queued_runs(tmp_path: Path) -> Non
     assert store.get_run(run["id"])["state"] == "cancelled"
     seen = store.get_job(job["id"])
     assert seen["paused"] and "may no longer run jobs" in seen["paused_reason"]
+
+
+def test_run_token_ends_once_the_outputs_are_in(tmp_path: Path) -> None:
+    """The result starts a short grace for the HTML upload; the upload ends the token."""
+    from dsml.scheduler.models import utcnow
+    from dsml.scheduler.store import hash_token
+
+    store, manager, _ = make(tmp_path)
+    job = add_job(store, "0 0 1 1 *", T0)
+    run = store.create_run(job, trigger="manual", parameters={})
+    store.transition(run["id"], "starting", token_hash=hash_token("secret"))
+    assert store.run_token_hash(run["id"]) == hash_token("secret")
+
+    async def report() -> None:
+        await manager.report_result(run["id"], {"state": "succeeded", "notebook": NOTEBOOK})
+
+    run_async(report())
+    assert store.run_token_hash(run["id"]) == hash_token("secret")  # the HTML may follow
+    later = utcnow() + timedelta(seconds=manager.token_grace_seconds + 5)
+    assert store.run_token_hash(run["id"], now=later) is None
+    store.outputs_done(run["id"], 10)
+    assert store.run_token_hash(run["id"]) is None
