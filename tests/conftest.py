@@ -145,6 +145,11 @@ def write_settings(path: Path, data_dir: Path, port: int, **extra: object) -> Pa
             "max_output_bytes": 2_000_000,
             "smtp_host": "127.0.0.1",
             "smtp_port": getattr(MAIL, "port", 25),
+            # the notification tests' webhook sink listens here; every other private
+            # address stays refused
+            "webhook_allow": ["127.0.0.1"],
+            # a demoted user's jobs pause within seconds, not a minute
+            "rights_cache_seconds": 2,
         },
     }
     settings.update(extra)

@@ -249,3 +249,96 @@ def test_pausing_cancels_runs_that_have_not_started(tmp_path: Path) -> None:
     assert run_async(go()) == 1
     assert [r["state"] for r in runs_of(store, paused)] == ["cancelled"]
     assert runs_of(store, busy)[0]["state"] == "starting"
+
+
+def test_dispatch_is_fair_across_users(tmp_path: Path) -> None:
+    """With one user's 1,000 runs queued, another user's single run gets the next free slot."""
+    store, manager, executor = make(tmp_path, capacity=1)
+    busy = store.create_job(
+        "flood",
+        {
+            "name": "flood",
+            "environment": "python-minimal",
+            "parameters": {},
+            "overlap": "allow",
+            "max_concurrent_runs": 1000,
+        },
+        "nb.ipynb",
+        NOTEBOOK,
+        "0" * 64,
+        {},
+        None,
+    )[0]
+    lone = add_job(store, "0 0 1 1 *", T0, name="lone")
+    flood = [store.create_run(busy, trigger="manual", parameters={})["id"] for _ in range(1000)]
+
+    async def go() -> None:
+        await manager.dispatch(T0)  # the slot goes to the flood's oldest run
+        mine = store.create_run(lone, trigger="manual", parameters={})
+        await manager.finish(executor.launched[0], "succeeded")
+        await manager.dispatch(T0)  # the next free slot: the lone run, not flood run 2
+        assert executor.launched == [flood[0], mine["id"]]
+        await manager.finish(mine["id"], "succeeded")
+        await manager.dispatch(T0)
+        assert executor.launched[2] == flood[1]
+
+    run_async(go())
+
+
+def test_cron_ticks_of_many_jobs_are_one_store_call(tmp_path: Path) -> None:
+    """200 minutely jobs of one user: one tick records every due run in one store call."""
+    calls: list[str] = []
+
+    class CountingStore(Store):
+        async def run(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(fn.__name__)
+            return await super().run(fn, *args, **kwargs)
+
+    store = CountingStore(f"sqlite:///{tmp_path / 'scheduler.sqlite'}")
+    store.migrate()
+    manager = RunManager(store, RecordingExecutor(), tmp_path / "runs", "http://127.0.0.1:1/")
+    jobs = [add_job(store, "* * * * *", T0, name=f"minutely {i}") for i in range(200)]
+    run_async(manager.fire_due(T0 + timedelta(minutes=1)))
+    assert calls == ["fire_due"]
+    assert all(len(runs_of(store, j)) == 1 for j in jobs)
+
+
+def test_a_lost_right_pauses_jobs_and_cancels_queued_runs(tmp_path: Path) -> None:
+    """An owner the hub no longer lets run jobs: paused with the reason, queue emptied."""
+    from dsml.scheduler.rights import OwnerRights
+
+    class Demoted(OwnerRights):
+        async def lookup(self, owner: str) -> str | None:
+            return f"its owner {owner} may no longer run jobs" if owner == "ana" else None
+
+    store, manager, executor = make(tmp_path)
+    manager.rights = Demoted()
+    job = add_job(store, "* * * * *", T0)
+    run = store.create_run(job, trigger="manual", parameters={})
+    run_async(manager.tick(T0))
+    assert executor.launched == []
+    assert store.get_run(run["id"])["state"] == "cancelled"
+    seen = store.get_job(job["id"])
+    assert seen["paused"] and "may no longer run jobs" in seen["paused_reason"]
+
+
+def test_run_token_ends_once_the_outputs_are_in(tmp_path: Path) -> None:
+    """The result starts a short grace for the HTML upload; the upload ends the token."""
+    from dsml.scheduler.models import utcnow
+    from dsml.scheduler.store import hash_token
+
+    store, manager, _ = make(tmp_path)
+    job = add_job(store, "0 0 1 1 *", T0)
+    run = store.create_run(job, trigger="manual", parameters={})
+    store.transition(run["id"], "starting", token_hash=hash_token("secret"))
+    assert store.run_token_hash(run["id"]) == hash_token("secret")
+
+    async def report() -> None:
+        await manager.report_result(run["id"], {"state": "succeeded", "notebook": NOTEBOOK})
+
+    run_async(report())
+    assert store.run_token_hash(run["id"]) == hash_token("secret")  # the HTML may follow
+    later = utcnow() + timedelta(seconds=manager.token_grace_seconds + 5)
+    assert store.run_token_hash(run["id"], now=later) is None
+    store.outputs_done(run["id"], 10)
+    assert store.run_token_hash(run["id"]) is None

@@ -1,13 +1,15 @@
 """`dsml schedule | run | jobs | runs | cancel`: notebooks as jobs, through the scheduler API.
 
 A thin layer over the scheduler service's REST API. It finds the hub at --hub-url /
-DSML_HUB_URL (default http://127.0.0.1:8000) and authenticates with --token /
-JUPYTERHUB_API_TOKEN, so inside a user server it just works.
+DSML_HUB_URL (default http://127.0.0.1:8000) and authenticates with JUPYTERHUB_API_TOKEN or
+--token-file, so inside a user server it just works (a token on the command line shows in the
+process list: --token still works, with a warning).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -33,7 +35,13 @@ def absolute(client: Client, url: str | None) -> str | None:
 
 def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hub-url", default=None, help="hub URL (default: $DSML_HUB_URL or :8000)")
-    p.add_argument("--token", default=None, help="hub API token (default: $JUPYTERHUB_API_TOKEN)")
+    p.add_argument(
+        "--token",
+        default=None,
+        help="hub API token; shows in the process list: prefer $JUPYTERHUB_API_TOKEN or "
+        "--token-file",
+    )
+    p.add_argument("--token-file", default=None, help="file holding the hub API token")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -49,6 +57,12 @@ def _notebook_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--env", default=None, help="curated environment (default: the notebook's)")
     p.add_argument("--name", default=None, help="job name (default: the notebook's file name)")
+    p.add_argument(
+        "--input-folder",
+        action="store_true",
+        help="send the notebook's folder with it (recursively, no hidden files, no symlinks): "
+        "the run finds the files beside the notebook",
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -93,10 +107,65 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def client_for(args: argparse.Namespace) -> Client:
     """The scheduler API client from flags or the environment."""
     hub = args.hub_url or os.environ.get("DSML_HUB_URL") or "http://127.0.0.1:8000"
-    token = args.token or os.environ.get("JUPYTERHUB_API_TOKEN")
+    token = None
+    if getattr(args, "token", None):
+        print(
+            "warning: --token shows the token in the process list; set JUPYTERHUB_API_TOKEN "
+            "or use --token-file",
+            file=sys.stderr,
+        )
+        token = args.token
+    elif getattr(args, "token_file", None):
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as e:
+            raise SettingsError(f"cannot read --token-file {args.token_file}: {e}") from None
+    token = token or os.environ.get("JUPYTERHUB_API_TOKEN")
     if not token:
-        raise SettingsError("no hub API token: pass --token or set JUPYTERHUB_API_TOKEN")
-    return scheduler_client(hub, token, hint_403=" (pass --token or set JUPYTERHUB_API_TOKEN)")
+        raise SettingsError("no hub API token: set JUPYTERHUB_API_TOKEN or pass --token-file FILE")
+    return scheduler_client(hub, token, hint_403=" (set JUPYTERHUB_API_TOKEN or pass --token-file)")
+
+
+MAX_INPUT_FILES = 500
+"""The service's default `max_input_files`: refuse early what it would refuse."""
+
+MAX_INPUT_BYTES = 20 * 1024 * 1024
+"""The service's default `max_input_bytes`."""
+
+
+def input_files(notebook: str, show: bool = True) -> list[dict[str, str]]:
+    """The notebook's folder as `input_files`: every regular file below it (not the notebook
+    itself), without hidden files or folders and without following symlinks."""
+    root = Path(notebook).resolve().parent
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(folder) / name
+            if name.startswith(".") or path.is_symlink() or not path.is_file():
+                continue
+            if path == Path(notebook).resolve():
+                continue
+            found.append(path)
+    if len(found) > MAX_INPUT_FILES:
+        raise SettingsError(
+            f"--input-folder: {root} holds {len(found)} files; the limit is {MAX_INPUT_FILES}"
+        )
+    total = sum(p.stat().st_size for p in found)
+    if total > MAX_INPUT_BYTES:
+        raise SettingsError(
+            f"--input-folder: {root} holds {total:,} bytes; the limit is {MAX_INPUT_BYTES:,}: "
+            "move large data out of the notebook's folder"
+        )
+    if show and total > 1024 * 1024:
+        print(f"sending {len(found)} input files, {total / 1e6:.1f} MB", file=sys.stderr)
+    return [
+        {
+            "path": p.relative_to(root).as_posix(),
+            "content_base64": base64.b64encode(p.read_bytes()).decode(),
+        }
+        for p in found
+    ]
 
 
 def _read_notebook(path: str) -> tuple[str, dict[str, Any]]:
@@ -172,6 +241,8 @@ def run_schedule(args: argparse.Namespace) -> int:
             body[key] = value
     if args.share_with:
         body["shared_with"] = args.share_with
+    if args.input_folder:
+        body["input_files"] = input_files(args.notebook, show=not args.json)
     job, created = _upsert(client, body)
     if args.json:
         print(json.dumps(job, indent=2))
@@ -205,6 +276,7 @@ def run_record(client: Client, run: dict[str, Any]) -> dict[str, Any]:
         "attempt": run["attempt"],
         "duration_seconds": run["duration_seconds"],
         "error_cell_index": error.get("cell_index"),
+        "executed_error_cell_index": error.get("executed_cell_index"),
         "error_name": error.get("name"),
         "error_value": error.get("value"),
         "message": run.get("message"),
@@ -256,6 +328,8 @@ def run_run(args: argparse.Namespace) -> int:
         "deadline_seconds": args.timeout,
         "cell_timeout_seconds": args.cell_timeout,
     }
+    if args.input_folder:
+        body["input_files"] = input_files(args.notebook, show=not args.json)
     params = _parameters(client, name, nb, args.parameter)
     job, _ = _upsert(client, body)
     run = client.call(

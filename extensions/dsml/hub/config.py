@@ -209,8 +209,9 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
         },
         {
             "name": SCHEDULER_SERVICE,
-            "description": "The scheduler service: it only reads who asks, through the hub.",
-            "scopes": ["read:users:groups"],
+            "description": "The scheduler service: it reads who asks, and whether a job's owner "
+            "still exists and holds a role that lets them run jobs (users' and groups' roles).",
+            "scopes": ["read:users:groups", "read:roles:users", "read:roles:groups"],
             "services": [SCHEDULER_SERVICE],
         },
         {
@@ -247,13 +248,39 @@ def scheduler_config_files(settings: dict[str, Any], datadir: DataDir) -> list[s
     The settings are written as a JSON config file under the data dir; a `config_file` named
     in the settings is loaded after it, so what an admin sets there wins.
     """
+    from traitlets.config import Config
+
     scheduler = settings["scheduler"]
+    # the roles that let a job's owner run jobs, read from the roles this config defines
+    roles = Config()
+    update_roles(roles, settings)
+    run_roles = [
+        role["name"]
+        for role in roles.JupyterHub.load_roles
+        if {scopes.JOBS_RUN, scopes.JOBS_ADMIN} & set(role.get("scopes") or [])
+    ]
     config = {
         "SchedulerApp": {
             "data_dir": str(datadir.root / "scheduler"),
             "environments": list(settings["environments"]),
             "max_output_bytes": scheduler["max_output_bytes"],
             "public_url": os.environ.get("DSML_PUBLIC_URL", ""),
+            "max_jobs_per_user": scheduler["max_jobs_per_user"],
+            "max_retries": scheduler["max_retries"],
+            "max_deadline_seconds": scheduler["max_deadline_seconds"],
+        },
+        "RunManager": {
+            "max_queued_runs_per_user": scheduler["max_queued_runs_per_user"],
+            "default_deadline_seconds": scheduler["default_deadline_seconds"],
+            "max_output_bytes_per_user": scheduler["max_output_bytes_per_user"],
+        },
+        "Inputs": {
+            "max_input_files": scheduler["max_input_files"],
+            "max_input_bytes": scheduler["max_input_bytes"],
+        },
+        "HubOwnerRights": {
+            "run_roles": run_roles,
+            "cache_seconds": scheduler["rights_cache_seconds"],
         },
         "Executor": {"capacity": scheduler["capacity"]},
         "LocalExecutor": {"warm_workers": scheduler["warm_workers"]},
@@ -261,6 +288,9 @@ def scheduler_config_files(settings: dict[str, Any], datadir: DataDir) -> list[s
             "smtp_host": scheduler["smtp_host"],
             "smtp_port": scheduler["smtp_port"],
             "smtp_from": scheduler["smtp_from"],
+            "webhook_allow": list(scheduler["webhook_allow"]),
+            "max_emails": scheduler["max_notify_emails"],
+            "email_domains": list(scheduler["email_domains"]),
         },
     }
     path = datadir.root / "scheduler" / "settings-config.json"

@@ -16,9 +16,11 @@ from traitlets import Integer, List, Unicode, default
 from dsml.kernels import kernel_metadata, kernel_name
 from dsml.scheduler import apihandlers
 from dsml.scheduler.executors import Executor
+from dsml.scheduler.inputs import Inputs
 from dsml.scheduler.metrics import Metrics
 from dsml.scheduler.notify import Notifier
 from dsml.scheduler.outputs import Outputs
+from dsml.scheduler.rights import HubOwnerRights
 from dsml.scheduler.runs import RunManager
 from dsml.scheduler.store import Store
 from dsml.service.app import ServiceApp
@@ -68,7 +70,16 @@ class SchedulerApp(ServiceApp):
         help="Largest executed notebook (or HTML) a run may keep, in bytes.",
     )
     max_request_bytes = Integer(
-        8 * 1024 * 1024, config=True, help="Largest API request body, in bytes."
+        8 * 1024 * 1024,
+        config=True,
+        help="Largest API request body, in bytes (a job's input files come on top).",
+    )
+    max_jobs_per_user = Integer(
+        500, config=True, help="Jobs one user may have (a count); more are refused with 409."
+    )
+    max_retries = Integer(10, config=True, help="Largest `retries` a job may ask for (a count).")
+    max_deadline_seconds = Integer(
+        7 * 24 * 3600, config=True, help="Longest `deadline_seconds` a job may ask for, in seconds."
     )
 
     aliases = {
@@ -76,7 +87,7 @@ class SchedulerApp(ServiceApp):
         "db-url": "SchedulerApp.db_url",
         "config-file": "SchedulerApp.config_file",
     }
-    classes = List([RunManager, Notifier, Outputs, Executor])
+    classes = List([RunManager, Notifier, Outputs, Inputs, HubOwnerRights, Executor])
 
     def initialize(self, argv: list[str] | None = None) -> None:
         """Read config, open (and migrate) the database, make the executor and run manager."""
@@ -84,18 +95,27 @@ class SchedulerApp(ServiceApp):
         self.outputs = Outputs(parent=self)
         if not self.outputs.root:
             self.outputs.root = str(Path(self.data_dir) / "runs")
-        Path(self.outputs.root).mkdir(parents=True, exist_ok=True)
+        Path(self.outputs.root).mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.inputs = Inputs(parent=self)
+        if not self.inputs.root:
+            self.inputs.root = str(Path(self.data_dir) / "inputs")
+        Path(self.inputs.root).mkdir(mode=0o700, parents=True, exist_ok=True)
         self.store = Store(self.db_url)
         self.store.migrate()
         self.executor_obj = self.make_executor()
         self.metrics = Metrics()
+        self.notifier = Notifier(parent=self)
+        self.rights = HubOwnerRights(
+            parent=self, hub_api_url=self.hub_api_url, api_token=self.api_token
+        )
         self.manager = RunManager(
             self.store,
             self.executor_obj,
             self.outputs,
             self.worker_service_url,
-            notifier=Notifier(parent=self),
+            notifier=self.notifier,
             public_url=url_path_join(self.public_url or "", self.service_prefix),
+            rights=self.rights,
             parent=self,
         )
         self.manager.metrics = self.metrics
@@ -159,9 +179,13 @@ class SchedulerApp(ServiceApp):
         """The scheduler's own page."""
         return [str(Path(__file__).parent / "templates")]
 
+    def job_body_bytes(self) -> int:
+        """Largest job create or change: a request plus its input files in base64 (4/3)."""
+        return self.max_request_bytes + (self.inputs.max_input_bytes * 4) // 3 + 64 * 1024
+
     def max_body_bytes(self) -> int:
-        """Workers post executed notebooks and their HTML: up to three outputs at once."""
-        return max(2 * self.max_request_bytes, 3 * self.max_output_bytes)
+        """The server's ceiling; each route checks its own, smaller limit before reading."""
+        return max(2 * self.max_request_bytes, 3 * self.max_output_bytes, self.job_body_bytes())
 
     async def started(self) -> None:
         """Reconcile runs a previous process left, start the loop and the warm workers."""

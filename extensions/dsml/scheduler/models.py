@@ -62,7 +62,11 @@ class Job(Base):
     """A job definition: a notebook snapshot, where and when it runs, and what to do on failure."""
 
     __tablename__ = "jobs"
-    __table_args__ = (UniqueConstraint("owner", "name", name="uq_jobs_owner_name"),)
+    __table_args__ = (
+        UniqueConstraint("owner", "name", name="uq_jobs_owner_name"),
+        # ids are never handed out twice, also after a delete (SQLite reuses them otherwise)
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     owner: Mapped[str] = mapped_column(String(255), index=True)
@@ -88,6 +92,8 @@ class Job(Base):
     shared_with: Mapped[list[str]] = mapped_column(JSON, default=list)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # why the scheduler paused the job itself (its owner lost the right to run jobs)
+    paused_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     next_run_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -97,7 +103,10 @@ class JobVersion(Base):
     """One snapshot of a job's notebook; every update of the notebook is a new version."""
 
     __tablename__ = "job_versions"
-    __table_args__ = (UniqueConstraint("job_id", "version", name="uq_job_versions"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "version", name="uq_job_versions"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
@@ -118,6 +127,7 @@ class Run(Base):
         UniqueConstraint("job_id", "scheduled_for", "attempt", name="uq_runs_tick"),
         Index("ix_runs_job_id_id", "job_id", "id"),
         Index("ix_runs_state", "state"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -139,7 +149,10 @@ class Run(Base):
     deadline_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     cell_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cell_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the failing cell's index in the notebook the user submitted ...
     error_cell: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # ... and in the executed copy, which has Papermill's injected-parameters cell
+    executed_error_cell: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     error_value: Mapped[str | None] = mapped_column(Text, nullable=True)
     failure_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
@@ -148,13 +161,17 @@ class Run(Base):
     executor: Mapped[str | None] = mapped_column(String(32), nullable=True)
     executor_ref: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the run token stops working at this time (set when the result is in)
+    token_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     has_output: Mapped[bool] = mapped_column(Boolean, default=False)
+    output_bytes: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class RunEvent(Base):
     """One state transition of a run, with when it happened and why."""
 
     __tablename__ = "run_events"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
@@ -164,13 +181,21 @@ class RunEvent(Base):
 
 
 class IdempotencyKey(Base):
-    """A create request's Idempotency-Key, so a retried POST returns the first result."""
+    """A create request's Idempotency-Key, so a retried POST returns the first result.
+
+    A key belongs to its owner and the endpoint it was sent to: the same key from another
+    user, or on another endpoint, is another key.
+    """
 
     __tablename__ = "idempotency_keys"
-    __table_args__ = (UniqueConstraint("owner", "key", name="uq_idempotency"),)
+    __table_args__ = (
+        UniqueConstraint("owner", "endpoint", "key", name="uq_idempotency_endpoint"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     owner: Mapped[str] = mapped_column(String(255))
+    endpoint: Mapped[str] = mapped_column(String(255), default="")
     key: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(16))
     resource_id: Mapped[int] = mapped_column(Integer)

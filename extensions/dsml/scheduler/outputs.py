@@ -1,4 +1,5 @@
-"""Run outputs on disk: one folder per run with its executed notebook and its HTML render.
+"""Run outputs on disk: one folder per run with its executed notebook, its HTML render and
+the worker's log (`run.log`, mode 0600, written by the executor), removed together.
 
 Every file operation runs off the event loop (outputs reach 25 MB, rendering takes a second),
 so the service keeps answering while one is written, read or rendered.
@@ -20,11 +21,14 @@ from dsml.utils import write_atomic
 NOTEBOOK = "output.ipynb"
 HTML = "output.html"
 NAMES = (NOTEBOOK, HTML)
-"""The files a run may keep."""
+"""The outputs a run may keep (what the API serves)."""
+
+LOG = "run.log"
+"""The run's own log: what its worker printed (kept with the run, never served to others)."""
 
 
 class Outputs(LoggingConfigurable):
-    """The outputs folder: `<root>/<run id>/output.ipynb` and `output.html`."""
+    """The outputs folder: `<root>/<run id>/output.ipynb`, `output.html` and `run.log`."""
 
     root = Unicode(config=True, help="Folder holding one folder of outputs per run.")
 
@@ -33,19 +37,26 @@ class Outputs(LoggingConfigurable):
         return Path(self.root) / str(int(run_id))
 
     def path(self, run_id: int, name: str) -> Path:
-        """The path of one output file (`name` is one of NAMES)."""
-        if name not in NAMES:
+        """The path of one file of the run (`name` is one of NAMES, or LOG)."""
+        if name not in NAMES and name != LOG:
             raise NotFound(f"a run keeps no {name!r}; outputs are {', '.join(NAMES)}")
         return self.folder(run_id) / name
+
+    def make_folder(self, run_id: int) -> Path:
+        """Create the run's folder, mode 0700 (outputs and log are the owner's business)."""
+        folder = self.folder(run_id)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return folder
 
     async def store_result(self, run_id: int, notebook: str | None, html: str | None) -> bool:
         """Keep the executed notebook (and its HTML when sent); True when a notebook was kept."""
 
         def write() -> bool:
+            self.make_folder(run_id)
             if notebook is not None:
-                write_atomic(self.path(run_id, NOTEBOOK), notebook)
+                write_atomic(self.path(run_id, NOTEBOOK), notebook, mode=0o600)
             if html is not None:
-                write_atomic(self.path(run_id, HTML), html)
+                write_atomic(self.path(run_id, HTML), html, mode=0o600)
             return notebook is not None
 
         return await asyncio.to_thread(write)
@@ -56,7 +67,7 @@ class Outputs(LoggingConfigurable):
         def write() -> None:
             if not self.path(run_id, NOTEBOOK).exists():
                 raise NotFound(f"run {run_id} kept no notebook to go with this HTML")
-            write_atomic(self.path(run_id, HTML), data)
+            write_atomic(self.path(run_id, HTML), data, mode=0o600)
 
         await asyncio.to_thread(write)
 
@@ -70,7 +81,7 @@ class Outputs(LoggingConfigurable):
         def load() -> bytes | None:
             source = self.path(run_id, NOTEBOOK)
             if name == HTML and not path.exists() and source.exists():
-                write_atomic(path, notebooks.render_html(source))
+                write_atomic(path, notebooks.render_html(source), mode=0o600)
             try:
                 return path.read_bytes()
             except FileNotFoundError:

@@ -8,18 +8,20 @@ the state machine has one owner.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import logging
 import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from traitlets import Float
+from traitlets import Float, Integer
 from traitlets.config import LoggingConfigurable
 
 from dsml.kernels import kernel_name
 from dsml.scheduler import cron
-from dsml.scheduler.exceptions import Conflict
+from dsml.scheduler.exceptions import Conflict, SchedulerError
 from dsml.scheduler.executors import Executor, Launch
 from dsml.scheduler.models import (
     CANCELLED,
@@ -34,7 +36,8 @@ from dsml.scheduler.models import (
     utcnow,
 )
 from dsml.scheduler.notify import Notifier
-from dsml.scheduler.outputs import Outputs
+from dsml.scheduler.outputs import LOG, Outputs
+from dsml.scheduler.rights import OwnerRights
 from dsml.scheduler.store import Store, hash_token
 
 log = logging.getLogger("dsml.scheduler")
@@ -50,6 +53,28 @@ class RunManager(LoggingConfigurable):
     start_timeout_seconds = Float(
         120.0, config=True, help="Seconds a worker may take to report before the run is lost."
     )
+    max_queued_runs_per_user = Integer(
+        500,
+        config=True,
+        help="Runs one user's jobs may have queued at once (a count); more are refused (409) "
+        "or, for cron ticks, recorded as skipped.",
+    )
+    default_deadline_seconds = Integer(
+        6 * 3600,
+        config=True,
+        help="Deadline of a run whose job sets none, in seconds (0: none).",
+    )
+    max_output_bytes_per_user = Integer(
+        5 * 1024**3,
+        config=True,
+        help="Bytes of run outputs one user's runs may keep in all; a run over it keeps none "
+        "and fails saying so (0: no limit).",
+    )
+    token_grace_seconds = Float(
+        120.0,
+        config=True,
+        help="Seconds a run's token still works after its result is in (for the HTML upload).",
+    )
 
     def __init__(
         self,
@@ -60,9 +85,13 @@ class RunManager(LoggingConfigurable):
         *,
         notifier: Notifier | None = None,
         public_url: str = "",
+        rights: OwnerRights | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.rights = rights or OwnerRights()
+        self._served: dict[str, int] = {}
+        self._serial = itertools.count(1)
         self.store = store
         self.executor = executor
         self.outputs = outputs if isinstance(outputs, Outputs) else Outputs(root=str(outputs))
@@ -125,6 +154,7 @@ class RunManager(LoggingConfigurable):
     async def tick(self, now: datetime | None = None) -> None:
         """One pass: fire due cron ticks, watch active runs, dispatch queued ones."""
         now = now or utcnow()
+        await self.enforce_rights()
         await self.fire_due(now)
         await self.watch(now)
         await self.dispatch(now)
@@ -133,42 +163,108 @@ class RunManager(LoggingConfigurable):
 
     async def fire_due(self, now: datetime) -> None:
         """Create the runs (or skipped records) of every cron tick that has come."""
-        for job in await self.store.run(self.store.due_jobs, now):
+
+        def plan(job: dict[str, Any]) -> tuple[list[datetime], list[datetime], datetime]:
             start = datetime.fromisoformat(job["next_run_at"].rstrip("Z"))
             due = cron.ticks_between(job["schedule"], job["timezone"], start, now)
             to_run, to_skip = cron.plan_ticks(
                 due, now, job["catch_up"], job["catch_up_cap"], self.grace_seconds
             )
             nxt = cron.next_tick(job["schedule"], job["timezone"], max(now, start))
-            # one database round trip per job: 200 jobs due at once must not queue up
-            await self.store.run(self.store.fire_ticks, job, to_run, to_skip, nxt)
+            return to_run, to_skip, nxt
+
+        # one database round trip per tick, whatever the number of due jobs
+        await self.store.run(self.store.fire_due, now, plan, self.max_queued_runs_per_user)
+
+    # rights
+
+    async def enforce_rights(self) -> None:
+        """Pause the jobs (and cancel the queued runs) of owners who lost the right to run."""
+        for owner in await self.store.run(self.store.owners_to_check):
+            await self.check_owner(owner)
+
+    async def check_owner(self, owner: str) -> str | None:
+        """None when `owner` may run jobs; else pause their jobs, cancel queued runs, say why.
+
+        When the hub does not answer, what it said last holds (see `OwnerRights`).
+        """
+        reason = await self.rights.refusal(owner)
+        if reason is None:
+            return None
+        paused, cancelled = await self.store.run(self.store.revoke_owner, owner, reason)
+        if paused or cancelled:
+            log.info(
+                "paused %d job(s) and cancelled %d queued run(s) of %s: %s",
+                len(paused),
+                len(cancelled),
+                owner,
+                reason,
+            )
+        return reason
 
     # dispatch
 
     async def dispatch(self, now: datetime) -> None:
-        """Start queued runs while the executor has capacity and each job's limits allow."""
-        running = await self.store.run(self.store.active_count_by_job)
+        """Start queued runs while the executor has capacity and each job's limits allow.
+
+        Fair across users: each free slot goes to the owner with the fewest runs going,
+        and among those to the one served longest ago, so one user's thousand queued runs
+        do not keep another user's single run waiting behind them.
+        """
+        running, by_owner = await self.store.run(self.store.active_counts)
         in_flight = sum(running.values())
         if in_flight >= self.executor.capacity:
             return
-        for run in await self.store.run(self.store.queued_ready, now):
-            if in_flight >= self.executor.capacity:
-                break
-            job = await self.store.run(self.store.get_job, run["job_id"])
+        ready = await self.store.run(self.store.queued_ready, now)
+        if not ready:
+            return
+        jobs = await self.store.run(self.store.jobs_by_id, sorted({r["job_id"] for r in ready}))
+        queues: dict[str, list[dict[str, Any]]] = {}
+        for run in ready:
+            queues.setdefault(run["owner"], []).append(run)
+        while in_flight < self.executor.capacity and queues:
+            owner = min(
+                queues,
+                key=lambda o: (by_owner.get(o, 0), self._served.get(o, 0), queues[o][0]["id"]),
+            )
+            run = self._next_launchable(queues[owner], jobs, running)
+            if run is None:
+                del queues[owner]
+                continue
+            if await self.check_owner(owner) is not None:
+                del queues[owner]
+                continue
+            job = jobs[run["job_id"]]
+            await self._launch(run, job, now)
+            running[job["id"]] = running.get(job["id"], 0) + 1
+            by_owner[owner] = by_owner.get(owner, 0) + 1
+            self._served[owner] = next(self._serial)
+            in_flight += 1
+            if not queues[owner]:
+                del queues[owner]
+
+    @staticmethod
+    def _next_launchable(
+        queue: list[dict[str, Any]], jobs: dict[int, dict[str, Any]], running: dict[int, int]
+    ) -> dict[str, Any] | None:
+        """Take the oldest run of `queue` whose job's overlap and concurrency allow a start."""
+        for i, run in enumerate(queue):
+            job = jobs.get(run["job_id"])
+            if job is None:
+                continue
             active = running.get(job["id"], 0)
             if job["overlap"] != "allow" and active > 0:
                 continue
             if active >= job["max_concurrent_runs"]:
                 continue
-            await self._launch(run, job, now)
-            running[job["id"]] = active + 1
-            in_flight += 1
+            return queue.pop(i)
+        queue.clear()
+        return None
 
     async def _launch(self, run: dict[str, Any], job: dict[str, Any], now: datetime) -> None:
         token = secrets.token_urlsafe(32)
-        deadline = (
-            now + timedelta(seconds=job["deadline_seconds"]) if job["deadline_seconds"] else None
-        )
+        seconds = job["deadline_seconds"] or self.default_deadline_seconds
+        deadline = now + timedelta(seconds=seconds) if seconds else None
         try:
             run = await self.store.run(
                 self.store.transition,
@@ -181,6 +277,7 @@ class RunManager(LoggingConfigurable):
             )
         except Conflict:
             return  # cancelled meanwhile
+        await asyncio.to_thread(self.outputs.make_folder, run["id"])
         launch = Launch(
             run_id=run["id"],
             token=token,
@@ -188,6 +285,7 @@ class RunManager(LoggingConfigurable):
             kernel_name=kernel_name(run["environment"], run["environment_version"]),
             environment=run["environment"],
             owner=job["owner"],
+            log_path=str(self.outputs.path(run["id"], LOG)),
         )
         try:
             ref = await self.executor.start(run, launch)
@@ -374,24 +472,67 @@ class RunManager(LoggingConfigurable):
         state = body.get("state")
         if state not in (SUCCEEDED, FAILED, TIMED_OUT):
             raise Conflict(f"a worker cannot end a run as {state!r}")
-        has_output = await self.outputs.store_result(
-            run_id,
-            body["notebook"] if isinstance(body.get("notebook"), str) else None,
-            body["html"] if isinstance(body.get("html"), str) else None,
-        )
-        error = body.get("error") or {}
-        fields: dict[str, Any] = {"has_output": has_output}
+        notebook = body["notebook"] if isinstance(body.get("notebook"), str) else None
+        html = body["html"] if isinstance(body.get("html"), str) else None
+        size = len((notebook or "").encode()) + len((html or "").encode())
+        message = body.get("message")
+        failure_kind = body.get("failure_kind")
+        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        limit = self.max_output_bytes_per_user
+        if limit and size:
+            kept = await self.store.run(self.store.output_bytes_of, run["owner"])
+            if kept + size > limit:
+                notebook = html = None
+                size = 0
+                state, failure_kind = FAILED, "user"
+                message = (
+                    f"the outputs were not kept: {run['owner']}'s runs keep {kept:,} bytes of "
+                    f"outputs and the limit (max_output_bytes_per_user) is {limit:,}; delete "
+                    "old runs or set keep_runs on your jobs"
+                )
+        has_output = await self.outputs.store_result(run_id, notebook, html)
+        fields: dict[str, Any] = {"has_output": has_output, "output_bytes": size}
         if error:
+            executed = error.get("cell_index")
+            submitted = await self._submitted_cell(run, executed)
             fields.update(
-                error_cell=error.get("cell_index"),
-                error_name=(error.get("name") or "")[:255] or None,
+                error_cell=submitted,
+                executed_error_cell=executed if isinstance(executed, int) else None,
+                error_name=(str(error.get("name") or ""))[:255] or None,
                 error_value=error.get("value"),
             )
         if isinstance(body.get("log_tail"), str):
             fields["log_tail"] = body["log_tail"][-8000:]
-        message = body.get("message")
         if state == FAILED and not message and error:
             message = f"{error.get('name')}: {error.get('value')}"
-        return await self.finish(
-            run_id, state, failure_kind=body.get("failure_kind"), message=message, **fields
+        ended = await self.finish(
+            run_id, state, failure_kind=failure_kind, message=message, **fields
         )
+        # the worker may still send the HTML render; after that, or this grace, its token ends
+        grace = utcnow() + timedelta(seconds=self.token_grace_seconds)
+        await self.store.run(self.store.expire_token, run_id, grace if has_output else None)
+        return ended
+
+    async def _submitted_cell(self, run: dict[str, Any], executed: Any) -> int | None:
+        """The index in the notebook the user submitted of cell `executed` of the executed copy.
+
+        Papermill injects a parameters cell right after the cell tagged `parameters` (at the
+        top when there is none), unless the notebook has an injected cell already, which it
+        replaces in place: cells after the injected one move down by one.
+        """
+        if not isinstance(executed, int) or isinstance(executed, bool):
+            return None
+        try:
+            version = await self.store.run(
+                self.store.get_version, run["job_id"], run["job_version"]
+            )
+            cells = json.loads(version["notebook"]).get("cells") or []
+        except (SchedulerError, ValueError, AttributeError):
+            return executed
+        tags = [set((c.get("metadata") or {}).get("tags") or []) for c in cells]
+        if any("injected-parameters" in t for t in tags):
+            return executed
+        injected = next((i + 1 for i, t in enumerate(tags) if "parameters" in t), 0)
+        if executed == injected:
+            return None  # the injected cell itself failed: it is not in the user's notebook
+        return executed - 1 if executed > injected else executed

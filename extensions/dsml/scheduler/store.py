@@ -8,6 +8,7 @@ thread, so the event loop never waits on the database.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from dsml.scheduler.exceptions import Conflict, InvalidTransition, NotFound
 from dsml.scheduler.models import (
     ACTIVE_STATES,
+    CANCELLED,
     FINAL_STATES,
     QUEUED,
     RUNNING,
@@ -73,6 +75,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         id=job.id,
         owner=job.owner,
         version=job.version,
+        paused_reason=job.paused_reason,
         next_run_at=_iso(job.next_run_at),
         created_at=_iso(job.created_at),
         updated_at=_iso(job.updated_at),
@@ -107,7 +110,12 @@ def run_dict(run: Run) -> dict[str, Any]:
         "duration_seconds": duration,
         "progress": {"cell": run.cell_index, "cells": run.cell_count},
         "error": (
-            {"cell_index": run.error_cell, "name": run.error_name, "value": run.error_value}
+            {
+                "cell_index": run.error_cell,
+                "executed_cell_index": run.executed_error_cell,
+                "name": run.error_name,
+                "value": run.error_value,
+            }
             if run.error_name or run.error_cell is not None
             else None
         ),
@@ -118,6 +126,18 @@ def run_dict(run: Run) -> dict[str, Any]:
         "executor_ref": run.executor_ref,
         "has_output": run.has_output,
     }
+
+
+TickPlan = tuple[list[datetime], list[datetime], datetime]
+"""A due job's cron ticks: (ticks to run, ticks to record as skipped, next run time)."""
+
+JOBS_ENDPOINT = "POST /api/jobs"
+"""The endpoint an Idempotency-Key of a job create belongs to."""
+
+
+def runs_endpoint(job_id: int) -> str:
+    """The endpoint an Idempotency-Key of a manual run of `job_id` belongs to."""
+    return f"POST /api/jobs/{job_id}/runs"
 
 
 def hash_token(token: str) -> str:
@@ -142,18 +162,27 @@ class Store(SQLStore):
         parameter_schema: dict[str, Any],
         next_run_at: datetime | None,
         idempotency_key: str | None = None,
+        max_jobs: int | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Create a job with its first notebook version; returns (job, created).
 
-        With an idempotency key seen before, returns the job made then and created=False.
+        With an idempotency key this owner sent to this endpoint before, returns the job made
+        then and created=False. Conflict when the owner has `max_jobs` jobs already.
         """
         with Session(self.engine) as s:
             if idempotency_key:
-                found = self._idempotent(s, owner, idempotency_key, "job")
+                found = self._idempotent(s, owner, JOBS_ENDPOINT, idempotency_key, "job")
                 if found is not None:
                     job = s.get(Job, found)
                     if job is not None:
                         return job_dict(job), False
+            if max_jobs is not None:
+                have = s.scalar(select(func.count(Job.id)).where(Job.owner == owner)) or 0
+                if have >= max_jobs:
+                    raise Conflict(
+                        f"you have {have} jobs; the limit (max_jobs_per_user) is {max_jobs}: "
+                        "delete jobs you no longer need"
+                    )
             job = Job(owner=owner, version=1, next_run_at=next_run_at, **fields)
             s.add(job)
             try:
@@ -176,15 +205,26 @@ class Store(SQLStore):
             )
             if idempotency_key:
                 s.add(
-                    IdempotencyKey(owner=owner, key=idempotency_key, kind="job", resource_id=job.id)
+                    IdempotencyKey(
+                        owner=owner,
+                        endpoint=JOBS_ENDPOINT,
+                        key=idempotency_key,
+                        kind="job",
+                        resource_id=job.id,
+                    )
                 )
             s.commit()
             return job_dict(job), True
 
     @staticmethod
-    def _idempotent(s: Session, owner: str, key: str, kind: str) -> int | None:
+    def _idempotent(s: Session, owner: str, endpoint: str, key: str, kind: str) -> int | None:
+        """The resource an owner's key made on this endpoint before (keys are per both)."""
         row = s.scalar(
-            select(IdempotencyKey).where(IdempotencyKey.owner == owner, IdempotencyKey.key == key)
+            select(IdempotencyKey).where(
+                IdempotencyKey.owner == owner,
+                IdempotencyKey.endpoint == endpoint,
+                IdempotencyKey.key == key,
+            )
         )
         if row is None:
             return None
@@ -221,7 +261,27 @@ class Store(SQLStore):
                     jobs = jobs[:limit]
             else:
                 jobs = list(s.scalars(q).all())
-            return [job_dict(j) for j in jobs]
+            names = dict(
+                s.execute(
+                    select(JobVersion.job_id, JobVersion.notebook_name).where(
+                        JobVersion.job_id.in_([j.id for j in jobs]),
+                        JobVersion.version
+                        == select(Job.version).where(Job.id == JobVersion.job_id).scalar_subquery(),
+                    )
+                ).all()
+            )
+            return [job_dict(j) | {"notebook_name": names.get(j.id)} for j in jobs]
+
+    def count_jobs(self, owner: str | None, groups: list[str]) -> int:
+        """How many jobs `list_jobs` would list over every page."""
+        with Session(self.engine) as s:
+            if owner is None:
+                return s.scalar(select(func.count(Job.id))) or 0
+            mine = s.scalar(select(func.count(Job.id)).where(Job.owner == owner)) or 0
+            if not groups:
+                return mine
+            shared = s.scalars(select(Job.shared_with).where(Job.owner != owner)).all()
+            return mine + sum(1 for g in shared if set(g or []) & set(groups))
 
     def update_job(
         self,
@@ -284,8 +344,8 @@ class Store(SQLStore):
             s.commit()
             return job_dict(job)
 
-    def delete_job(self, job_id: int) -> None:
-        """Delete a job with its versions, runs and events."""
+    def delete_job(self, job_id: int) -> list[int]:
+        """Delete a job with its versions, runs, events and idempotency keys; its run ids."""
         with Session(self.engine) as s:
             job = s.get(Job, job_id)
             if job is None:
@@ -297,14 +357,17 @@ class Store(SQLStore):
             )
             if active:
                 raise Conflict(f"job {job_id} has {active} run(s) in progress; cancel them first")
-            run_ids = select(Run.id).where(Run.job_id == job_id)
-            s.query(RunEvent).filter(RunEvent.run_id.in_(run_ids)).delete(synchronize_session=False)
-            s.query(Run).filter(Run.job_id == job_id).delete(synchronize_session=False)
+            run_ids = list(s.scalars(select(Run.id).where(Run.job_id == job_id)).all())
+            _delete_run_rows(s, run_ids)
+            s.query(IdempotencyKey).filter(
+                IdempotencyKey.kind == "job", IdempotencyKey.resource_id == job_id
+            ).delete(synchronize_session=False)
             s.query(JobVersion).filter(JobVersion.job_id == job_id).delete(
                 synchronize_session=False
             )
             s.delete(job)
             s.commit()
+            return run_ids
 
     def get_version(self, job_id: int, version: int) -> dict[str, Any]:
         """One notebook version of a job (with the notebook content)."""
@@ -367,16 +430,29 @@ class Store(SQLStore):
         message: str | None = None,
         idempotency_key: str | None = None,
         owner: str | None = None,
+        max_queued: int | None = None,
     ) -> dict[str, Any] | None:
-        """Create a run; None if this (job, tick, attempt) exists already (a duplicate tick)."""
+        """Create a run; None if this (job, tick, attempt) exists already (a duplicate tick).
+
+        An Idempotency-Key belongs to the caller and this job's runs endpoint. Conflict when
+        the job's owner has `max_queued` runs queued already.
+        """
         with Session(self.engine) as s:
             caller = owner or job["owner"]
+            endpoint = runs_endpoint(job["id"])
             if idempotency_key:
-                found = self._idempotent(s, caller, idempotency_key, "run")
+                found = self._idempotent(s, caller, endpoint, idempotency_key, "run")
                 if found is not None:
                     existing = s.get(Run, found)
                     if existing is not None:
                         return run_dict(existing)
+            if max_queued is not None and state == QUEUED:
+                queued = _queued_of(s, job["owner"])
+                if queued >= max_queued:
+                    raise Conflict(
+                        f"{job['owner']} has {queued} runs queued; the limit "
+                        f"(max_queued_runs_per_user) is {max_queued}: wait for them or cancel some"
+                    )
             try:
                 run = _add_run(
                     s,
@@ -396,61 +472,98 @@ class Store(SQLStore):
             if idempotency_key:
                 s.add(
                     IdempotencyKey(
-                        owner=caller, key=idempotency_key, kind="run", resource_id=run.id
+                        owner=caller,
+                        endpoint=endpoint,
+                        key=idempotency_key,
+                        kind="run",
+                        resource_id=run.id,
                     )
                 )
             s.commit()
             return run_dict(run)
 
-    def fire_ticks(
+    def fire_due(
         self,
-        job: dict[str, Any],
-        run_ticks: list[datetime],
-        skip_ticks: list[datetime],
-        next_run_at: datetime,
+        now: datetime,
+        planner: Callable[[dict[str, Any]], TickPlan],
+        max_queued: int | None = None,
     ) -> int:
-        """Record a job's due cron ticks in one transaction; returns how many runs it queued.
+        """Record the due cron ticks of every due job in one transaction; how many it queued.
 
-        Missed ticks become `skipped` records; a tick while a run of the job is active is
-        `skipped` too when the job's overlap is "skip". A tick recorded before (a restarted
-        service) is left as it is. Then the job's next run time moves on.
+        `planner` (pure, no I/O) turns a due job into its ticks to run, ticks to skip and next
+        run time. Missed ticks become `skipped` records; a tick while a run of the job is
+        active is `skipped` too when the job's overlap is "skip", and so is a tick of an owner
+        with `max_queued` runs queued. A tick recorded before (a restarted service) is left as
+        it is. Then each job's next run time moves on. One call whatever the number of jobs.
         """
         queued = 0
         with Session(self.engine) as s:
-            busy = bool(
-                s.scalar(
-                    select(func.count(Run.id)).where(
-                        Run.job_id == job["id"], Run.state.in_(ACTIVE_STATES)
-                    )
+            due = s.scalars(
+                select(Job).where(
+                    Job.paused.is_(False), Job.schedule.is_not(None), Job.next_run_at <= now
                 )
+            ).all()
+            if not due:
+                return 0
+            ids = [j.id for j in due]
+            busy_jobs = set(
+                s.scalars(
+                    select(Run.job_id)
+                    .where(Run.job_id.in_(ids), Run.state.in_(ACTIVE_STATES))
+                    .group_by(Run.job_id)
+                ).all()
             )
-            plan = [
-                (t, SKIPPED, "missed while the scheduler was down (catch_up policy)")
-                for t in skip_ticks
-            ]
-            for tick in run_ticks:
-                if busy and job["overlap"] == "skip":
-                    plan.append((tick, SKIPPED, "the previous run was still going (overlap: skip)"))
-                else:
-                    plan.append((tick, QUEUED, None))
-                    busy = True
-            for tick, state, message in plan:
-                try:
-                    with s.begin_nested():
-                        _add_run(
-                            s,
-                            job,
-                            state=state,
-                            trigger="cron",
-                            scheduled_for=tick,
-                            parameters=job["parameters"],
-                            message=message,
+            owners = {j.owner for j in due}
+            in_queue = dict(
+                s.execute(
+                    select(Run.owner, func.count(Run.id))
+                    .where(Run.owner.in_(owners), Run.state == QUEUED)
+                    .group_by(Run.owner)
+                ).all()
+            )
+            for row in due:
+                job = job_dict(row)
+                run_ticks, skip_ticks, next_run_at = planner(job)
+                busy = row.id in busy_jobs
+                plan = [
+                    (t, SKIPPED, "missed while the scheduler was down (catch_up policy)")
+                    for t in skip_ticks
+                ]
+                for tick in run_ticks:
+                    waiting = in_queue.get(row.owner, 0)
+                    if busy and job["overlap"] == "skip":
+                        plan.append(
+                            (tick, SKIPPED, "the previous run was still going (overlap: skip)")
                         )
-                except IntegrityError:
-                    continue  # this tick was recorded before
-                queued += state == QUEUED
-            row = s.get(Job, job["id"])
-            if row is not None:
+                    elif max_queued is not None and waiting >= max_queued:
+                        plan.append(
+                            (
+                                tick,
+                                SKIPPED,
+                                f"{row.owner} had {waiting} runs queued, the limit "
+                                f"(max_queued_runs_per_user) is {max_queued}",
+                            )
+                        )
+                    else:
+                        plan.append((tick, QUEUED, None))
+                        busy = True
+                for tick, state, message in plan:
+                    try:
+                        with s.begin_nested():
+                            _add_run(
+                                s,
+                                job,
+                                state=state,
+                                trigger="cron",
+                                scheduled_for=tick,
+                                parameters=job["parameters"],
+                                message=message,
+                            )
+                    except IntegrityError:
+                        continue  # this tick was recorded before
+                    if state == QUEUED:
+                        queued += 1
+                        in_queue[row.owner] = in_queue.get(row.owner, 0) + 1
                 row.next_run_at = next_run_at
             s.commit()
         return queued
@@ -463,11 +576,28 @@ class Store(SQLStore):
                 raise NotFound(f"no run {run_id}")
             return run_dict(run)
 
-    def run_token_hash(self, run_id: int) -> str | None:
-        """The stored hash of a run's worker token."""
+    def run_token_hash(self, run_id: int, now: datetime | None = None) -> str | None:
+        """The stored hash of a run's worker token; None once the token has expired."""
         with Session(self.engine) as s:
             run = s.get(Run, run_id)
-            return run.token_hash if run else None
+            if run is None:
+                return None
+            if run.token_expires_at is not None and (now or utcnow()) >= run.token_expires_at:
+                return None
+            return run.token_hash
+
+    def expire_token(self, run_id: int, at: datetime | None) -> None:
+        """End a run's worker token at `at` (None: now, the token is forgotten)."""
+        with Session(self.engine) as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                return
+            if at is None:
+                run.token_hash = None
+                run.token_expires_at = utcnow()
+            elif run.token_expires_at is None or at < run.token_expires_at:
+                run.token_expires_at = at
+            s.commit()
 
     def list_runs(
         self,
@@ -490,6 +620,101 @@ class Store(SQLStore):
             if after is not None:
                 q = q.where(Run.id < after)
             return [run_dict(r) for r in s.scalars(q).all()]
+
+    def count_filtered_runs(
+        self,
+        *,
+        job_id: int | None = None,
+        owner: str | None = None,
+        states: tuple[str, ...] | None = None,
+    ) -> int:
+        """How many runs `list_runs` would list over every page."""
+        with Session(self.engine) as s:
+            q = select(func.count(Run.id))
+            if job_id is not None:
+                q = q.where(Run.job_id == job_id)
+            if owner is not None:
+                q = q.where(Run.owner == owner)
+            if states:
+                q = q.where(Run.state.in_(states))
+            return s.scalar(q) or 0
+
+    def queued_of(self, owner: str) -> int:
+        """How many runs of `owner`'s jobs are queued."""
+        with Session(self.engine) as s:
+            return _queued_of(s, owner)
+
+    def output_bytes_of(self, owner: str) -> int:
+        """Bytes of run outputs `owner`'s runs keep."""
+        with Session(self.engine) as s:
+            return s.scalar(select(func.sum(Run.output_bytes)).where(Run.owner == owner)) or 0
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete one ended run with its events and idempotency keys (409 while active)."""
+        with Session(self.engine) as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise NotFound(f"no run {run_id}")
+            if run.state in ACTIVE_STATES:
+                raise Conflict(f"run {run_id} is {run.state}; cancel it first, then delete it")
+            _delete_run_rows(s, [run_id])
+            s.commit()
+
+    def owners_of(self, run_ids: list[int]) -> list[str]:
+        """The distinct owners of these runs."""
+        with Session(self.engine) as s:
+            return list(s.scalars(select(Run.owner).where(Run.id.in_(run_ids)).distinct()).all())
+
+    def owners_to_check(self) -> set[str]:
+        """Owners whose rights matter now: of active scheduled jobs and of queued runs."""
+        with Session(self.engine) as s:
+            scheduled = s.scalars(
+                select(Job.owner).where(Job.paused.is_(False), Job.schedule.is_not(None)).distinct()
+            ).all()
+            queued = s.scalars(select(Run.owner).where(Run.state == QUEUED).distinct()).all()
+            return set(scheduled) | set(queued)
+
+    def jobs_by_id(self, job_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """{id: job} of these jobs (the ones that exist)."""
+        with Session(self.engine) as s:
+            rows = s.scalars(select(Job).where(Job.id.in_(job_ids))).all() if job_ids else []
+            return {j.id: job_dict(j) for j in rows}
+
+    def outputs_done(self, run_id: int, extra_bytes: int) -> None:
+        """The worker's last upload is in: count its bytes and forget the run's token."""
+        with Session(self.engine) as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                return
+            run.output_bytes = (run.output_bytes or 0) + extra_bytes
+            run.token_hash = None
+            run.token_expires_at = utcnow()
+            s.commit()
+
+    def revoke_owner(self, owner: str, reason: str) -> tuple[list[int], list[int]]:
+        """Pause every job of `owner` with `reason` and cancel their queued runs, at once.
+
+        Returns (ids of the jobs paused now, ids of the runs cancelled).
+        """
+        with Session(self.engine) as s:
+            jobs = s.scalars(select(Job).where(Job.owner == owner)).all()
+            paused = []
+            now = utcnow()
+            for job in jobs:
+                if not job.paused:
+                    paused.append(job.id)
+                job.paused = True
+                job.paused_reason = reason
+                job.updated_at = now
+            runs = s.scalars(select(Run).where(Run.owner == owner, Run.state == QUEUED)).all()
+            message = f"cancelled before it started: {reason}"
+            for run in runs:
+                run.state = CANCELLED
+                run.finished_at = now
+                run.message = message
+                s.add(RunEvent(run_id=run.id, state=CANCELLED, at=now, message=message))
+            s.commit()
+            return paused, [r.id for r in runs]
 
     def active_runs(self) -> list[dict[str, Any]]:
         """Runs queued, starting or running, oldest first."""
@@ -561,13 +786,22 @@ class Store(SQLStore):
 
     def active_count_by_job(self) -> dict[int, int]:
         """{job id: runs starting or running}."""
+        return self.active_counts()[0]
+
+    def active_counts(self) -> tuple[dict[int, int], dict[str, int]]:
+        """({job id: runs starting or running}, {owner: runs starting or running})."""
         with Session(self.engine) as s:
             rows = s.execute(
-                select(Run.job_id, func.count(Run.id))
+                select(Run.job_id, Run.owner, func.count(Run.id))
                 .where(Run.state.in_((STARTING, RUNNING)))
-                .group_by(Run.job_id)
+                .group_by(Run.job_id, Run.owner)
             ).all()
-            return {job_id: n for job_id, n in rows}
+            by_job: dict[int, int] = {}
+            by_owner: dict[str, int] = {}
+            for job_id, owner, n in rows:
+                by_job[job_id] = by_job.get(job_id, 0) + n
+                by_owner[owner] = by_owner.get(owner, 0) + n
+            return by_job, by_owner
 
     def has_active_run(self, job_id: int) -> bool:
         """Whether a run of the job is queued, starting or running."""
@@ -594,12 +828,11 @@ class Store(SQLStore):
             return sorted(ids)
 
     def delete_runs(self, run_ids: list[int]) -> None:
-        """Delete runs and their events."""
+        """Delete runs, their events and idempotency keys."""
         if not run_ids:
             return
         with Session(self.engine) as s:
-            s.query(RunEvent).filter(RunEvent.run_id.in_(run_ids)).delete(synchronize_session=False)
-            s.query(Run).filter(Run.id.in_(run_ids)).delete(synchronize_session=False)
+            _delete_run_rows(s, run_ids)
             s.commit()
 
     def queued_ready(self, now: datetime) -> list[dict[str, Any]]:
@@ -614,6 +847,21 @@ class Store(SQLStore):
                 .order_by(Run.id)
             ).all()
             return [run_dict(r) for r in rows]
+
+
+def _queued_of(s: Session, owner: str) -> int:
+    return s.scalar(select(func.count(Run.id)).where(Run.owner == owner, Run.state == QUEUED)) or 0
+
+
+def _delete_run_rows(s: Session, run_ids: list[int]) -> None:
+    """Delete runs with their events and the idempotency keys that named them."""
+    if not run_ids:
+        return
+    s.query(RunEvent).filter(RunEvent.run_id.in_(run_ids)).delete(synchronize_session=False)
+    s.query(IdempotencyKey).filter(
+        IdempotencyKey.kind == "run", IdempotencyKey.resource_id.in_(run_ids)
+    ).delete(synchronize_session=False)
+    s.query(Run).filter(Run.id.in_(run_ids)).delete(synchronize_session=False)
 
 
 def _add_run(

@@ -15,6 +15,7 @@ notebook, its HTML and the outcome at the end, also when the run fails.
 from __future__ import annotations
 
 import argparse
+import base64
 import collections
 import json
 import logging
@@ -201,6 +202,13 @@ def execute(service: ServiceClient, km: Any, work: Path) -> dict[str, Any]:
     spec = service.get_input()
     source = work / spec["notebook_name"]
     source.write_text(spec["notebook"])
+    # the job's input folder, beside the notebook (the service checked each path is relative)
+    for item in spec.get("input_files") or []:
+        target = (work / item["path"]).resolve()
+        if work.resolve() not in target.parents:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(base64.b64decode(item["content_base64"]))
     output = work / ("output-" + spec["notebook_name"])
     tail = _Tail()
     logging.getLogger("papermill").addHandler(tail)

@@ -1,8 +1,8 @@
-"""Runs: list mine, read one with its history, cancel one, fetch its outputs."""
+"""Runs: list mine, read one with its history, cancel or delete one, fetch its outputs."""
 
 from __future__ import annotations
 
-from dsml.scheduler.apihandlers.base import BaseHandler
+from dsml.scheduler.apihandlers.base import BaseHandler, object_id
 from dsml.scheduler.exceptions import NotFound
 
 
@@ -20,18 +20,27 @@ class RunsHandler(BaseHandler):
         runs = await self.store.run(
             self.store.list_runs, owner=owner, states=states, after=after, limit=limit
         )
-        self.write_page([self.run_links(r) for r in runs], limit, "runs")
+        total = await self.store.run(self.store.count_filtered_runs, owner=owner, states=states)
+        self.write_listing([self.run_links(r) for r in runs], limit, "runs", total)
 
 
 class RunHandler(BaseHandler):
-    """GET one run, with its state history."""
+    """GET one run, with its state history; DELETE one that has ended, with its outputs."""
 
     async def get(self, run_id: str) -> None:
         """The run record, its events and links."""
-        run, _job = await self.run_for(int(run_id))
+        run, _job = await self.run_for(object_id(run_id, "run"))
         out = self.run_links(run)
         out["events"] = await self.store.run(self.store.events, run["id"])
         self.write_json(out)
+
+    async def delete(self, run_id: str) -> None:
+        """Delete the run, its events and outputs (409 while it is queued or going)."""
+        run, _job = await self.run_for(object_id(run_id, "run"), write=True)
+        await self.store.run(self.store.delete_run, run["id"])
+        await self.app.outputs.remove([run["id"]])
+        self.set_status(204)
+        self.finish()
 
 
 class CancelHandler(BaseHandler):
@@ -39,7 +48,7 @@ class CancelHandler(BaseHandler):
 
     async def post(self, run_id: str) -> None:
         """Stop the worker and record the run as cancelled."""
-        run, _job = await self.run_for(int(run_id), write=True)
+        run, _job = await self.run_for(object_id(run_id, "run"), write=True)
         self.write_json(self.run_links(await self.manager.cancel(run["id"])))
 
 
@@ -48,7 +57,7 @@ class OutputHandler(BaseHandler):
 
     async def get(self, run_id: str, what: str) -> None:
         """Serve output.ipynb or output.html (404 when the run kept none)."""
-        run, _job = await self.run_for(int(run_id))
+        run, _job = await self.run_for(object_id(run_id, "run"))
         data = await self.app.outputs.read(run["id"], what) if run["has_output"] else None
         if data is None:
             raise NotFound(

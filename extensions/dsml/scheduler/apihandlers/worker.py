@@ -1,6 +1,8 @@
 """The worker API: what a run's worker fetches and reports, authenticated by the run's token.
 
-It has its own base without hub authentication: a worker holds only its run's token.
+It has its own base without hub authentication: a worker holds only its run's token, which
+stops working once the run's outputs are in (the HTML that follows the result, or a short
+grace after the result).
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ import hmac
 from typing import Any
 
 from dsml.kernels import kernel_name
+from dsml.scheduler.apihandlers.base import BodyLimit, object_id
 from dsml.scheduler.exceptions import Forbidden, TooLarge
 from dsml.scheduler.store import hash_token
-from dsml.service.handlers import JSONHandler
 
 
-class WorkerHandler(JSONHandler):
+class WorkerHandler(BodyLimit):
     """Base of the worker API: authenticated by the run's own token, nothing else."""
 
     @property
@@ -22,15 +24,24 @@ class WorkerHandler(JSONHandler):
         """The SchedulerApp."""
         return self.service_app
 
+    def prepare(self) -> None:
+        """Refuse an oversized body before it is read."""
+        self.check_length()
+
+    def body_limit(self) -> int:
+        """Progress reports are small."""
+        return 1024 * 1024
+
     def report(self) -> dict[str, Any]:
-        """A worker's JSON report: executed notebooks are larger than an API call's body."""
-        return self.body(limit=3 * self.app.max_output_bytes)
+        """A worker's JSON report."""
+        return self.body()
 
     def check_xsrf_cookie(self) -> None:
         """Workers send a run token header, no cookies."""
 
     async def authorize(self, run_id: int) -> None:
-        """403 unless X-Dsml-Run-Token matches the token the run was started with."""
+        """403 unless X-Dsml-Run-Token matches the token the run was started with (and it
+        has not expired)."""
         token = self.request.headers.get("X-Dsml-Run-Token", "")
         stored = await self.app.store.run(self.app.store.run_token_hash, run_id)
         if not token or not stored or not hmac.compare_digest(stored, hash_token(token)):
@@ -41,8 +52,8 @@ class WorkerInputHandler(WorkerHandler):
     """GET: the run's notebook, parameters, kernel and limits."""
 
     async def get(self, run_id: str) -> None:
-        """What the worker executes."""
-        rid = int(run_id)
+        """What the worker executes, with the job version's input files."""
+        rid = object_id(run_id, "run")
         await self.authorize(rid)
         store = self.app.store
         run = await store.run(store.get_run, rid)
@@ -59,6 +70,9 @@ class WorkerInputHandler(WorkerHandler):
                 "kernel_name": kernel_name(run["environment"], run["environment_version"]),
                 "cell_timeout_seconds": job["cell_timeout_seconds"],
                 "max_output_bytes": self.app.max_output_bytes,
+                "input_files": await self.app.run_blocking(
+                    self.app.inputs.load, run["job_id"], run["job_version"]
+                ),
             }
         )
 
@@ -68,7 +82,7 @@ class WorkerProgressHandler(WorkerHandler):
 
     async def post(self, run_id: str) -> None:
         """Record progress."""
-        rid = int(run_id)
+        rid = object_id(run_id, "run")
         await self.authorize(rid)
         run = await self.app.manager.report_progress(rid, self.report())
         self.finish({"state": run["state"]})
@@ -77,22 +91,30 @@ class WorkerProgressHandler(WorkerHandler):
 class WorkerHtmlHandler(WorkerHandler):
     """POST: the HTML render of the executed notebook (sent right after the result)."""
 
+    def body_limit(self) -> int:
+        """One HTML render."""
+        return int(self.app.max_output_bytes)
+
     async def post(self, run_id: str) -> None:
-        """Store output.html of the run."""
-        rid = int(run_id)
+        """Store output.html of the run; the run's token ends with it."""
+        rid = object_id(run_id, "run")
         await self.authorize(rid)
-        if len(self.request.body) > self.app.max_output_bytes:
-            raise TooLarge(f"html is over the {self.app.max_output_bytes:,} byte output limit")
-        await self.app.outputs.store_html(rid, self.request.body)
+        data = self.raw_body()
+        await self.app.outputs.store_html(rid, data)
+        await self.app.store.run(self.app.store.outputs_done, rid, len(data))
         self.finish({"stored": True})
 
 
 class WorkerResultHandler(WorkerHandler):
     """POST: the outcome, the executed notebook and its HTML."""
 
+    def body_limit(self) -> int:
+        """The executed notebook and its HTML, JSON-escaped."""
+        return 3 * int(self.app.max_output_bytes)
+
     async def post(self, run_id: str) -> None:
         """End the run."""
-        rid = int(run_id)
+        rid = object_id(run_id, "run")
         await self.authorize(rid)
         body = self.report()
         for key in ("notebook", "html"):

@@ -20,6 +20,8 @@ class Launch:
 
     `owner` is the job's owner (a hub name); `account` the system account the run executes
     as (empty: the executor's own account, or the executor decides, as the local one does).
+    `log_path` is the run's own log file (in the run's folder): an executor that keeps the
+    worker's output on this machine writes it there, mode 0600, and nowhere shared.
     """
 
     run_id: int
@@ -29,6 +31,7 @@ class Launch:
     environment: str
     owner: str = ""
     account: str = ""
+    log_path: str = ""
 
 
 class Executor(LoggingConfigurable):

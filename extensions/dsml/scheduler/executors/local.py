@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,7 @@ class LocalExecutor(Executor):
         self._filling: set[tuple[str, str]] = set()
         self._owners_seen: dict[str, float] = {}  # account name -> when its last run started
         self._run_tokens: dict[int, RunToken] = {}  # worker pid -> its run's token
+        self._logs: dict[int, Path] = {}  # waiting worker pid -> its own log, until a run
 
     @property
     def as_owners(self) -> bool:
@@ -181,19 +183,30 @@ class LocalExecutor(Executor):
             env.update(HOME=account.home, USER=account.name, LOGNAME=account.name)
         return env
 
-    def _spawn(self, kernel_name: str, account: Account | None = None) -> subprocess.Popen:
+    def _spawn(
+        self, kernel_name: str, account: Account | None = None, log_path: str = ""
+    ) -> subprocess.Popen:
         """Start a worker: as `account` with its kernel, or (account None, as owners) as root
-        waiting to take on the owner's account; not as owners, as the scheduler's account."""
+        waiting to take on the owner's account; not as owners, as the scheduler's account.
+
+        It writes to `log_path` (a run's log), or to a log of its own (0600) that becomes the
+        run's log when a run is handed to it: no log is shared between runs.
+        """
         command = [self.python, "-m", "dsml.scheduler.worker", "--kernel", kernel_name]
         ids: dict[str, Any] = {}
         if account is not None:
             ids = {"user": account.uid, "group": account.gid, "extra_groups": account.groups}
         elif self.as_owners:
             command.append("--take-account")
-        log_path = Path(self.log_dir or ".") / "workers.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        if log_path:
+            path = Path(log_path)
+        else:
+            folder = Path(self.log_dir or ".")
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = folder / f"worker-{uuid.uuid4().hex[:12]}.log"
         self._work_root()
-        with open(log_path, "ab") as log:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as log:
             proc = subprocess.Popen(
                 command,
                 stdin=subprocess.PIPE,
@@ -205,6 +218,8 @@ class LocalExecutor(Executor):
                 **ids,
             )
         self._children[proc.pid] = proc
+        if not log_path:
+            self._logs[proc.pid] = path
         return proc
 
     async def _fill(self, environment: str, account: Account | None = None) -> None:
@@ -234,8 +249,12 @@ class LocalExecutor(Executor):
             while pool:
                 proc = pool.pop(0)
                 if proc.poll() is None:
+                    own = self._logs.pop(proc.pid, None)
+                    if own is not None and launch.log_path:
+                        # the worker keeps its open file: moved, it is the run's log from now on
+                        os.replace(own, launch.log_path)
                     return proc
-        return self._spawn(launch.kernel_name, account)
+        return self._spawn(launch.kernel_name, account, launch.log_path)
 
     def _owner_account(self, launch: Launch) -> Account:
         """The job owner's account; refuse a run whose owner has none or a locked one."""
@@ -320,7 +339,7 @@ class LocalExecutor(Executor):
             proc.stdin.close()
         except (BrokenPipeError, OSError):
             # the warm worker died while waiting: use a fresh one
-            proc = self._spawn(launch.kernel_name, account)
+            proc = self._spawn(launch.kernel_name, account, launch.log_path)
             assert proc.stdin is not None
             proc.stdin.write((json.dumps(assignment) + "\n").encode())
             proc.stdin.close()
@@ -339,6 +358,9 @@ class LocalExecutor(Executor):
         for pid, proc in list(self._children.items()):
             if proc.poll() is not None:
                 del self._children[pid]
+                own = self._logs.pop(pid, None)
+                if own is not None:
+                    own.unlink(missing_ok=True)  # a pool worker that never got a run
                 token = self._run_tokens.pop(pid, None)
                 if token is not None:
                     # the run is over: its token goes with it
@@ -384,6 +406,9 @@ class LocalExecutor(Executor):
         for pool in self._pool.values():
             for proc in pool:
                 _kill_worker(proc)
+                own = self._logs.pop(proc.pid, None)
+                if own is not None:
+                    own.unlink(missing_ok=True)
         self._pool.clear()
 
 
