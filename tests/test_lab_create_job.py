@@ -266,14 +266,6 @@ def test_sales_report_with_its_input_folder_from_the_dialog(scientist: Scientist
     assert sent["runtime_environment_name"] == "datascience"
     assert sent["package_input_folder"] is True
     answer = response.json()
-    if response.status == 400 and "unknown field(s) input_files" in answer.get("message", ""):
-        # the bridge sent the folder as `input_files`; this service predates them
-        page.get_by_text("unknown field(s) input_files").wait_for(timeout=30_000)
-        pytest.skip(
-            "the scheduler service does not accept input_files yet (branch `harden`): "
-            f"it answered 400 {answer['message'][:80]!r}; the dialog, the environment list and "
-            "the request were checked, the run's success is not"
-        )
     assert response.status == 200, answer
     job_id = answer["job_id"]
     ended = scientist.wait_for_job(job_id)
@@ -385,11 +377,6 @@ def test_a_job_definition_takes_its_input_folder_along(scientist: Scientist) -> 
             "package_input_folder": True,
         },
     )
-    if r.status_code == 400 and "unknown field(s) input_files" in r.json()["message"]:
-        pytest.skip(
-            "the scheduler service does not accept input_files yet (branch `harden`): "
-            "the bridge sent them, the service refused the field"
-        )
     assert r.status_code == 200, r.text
     definition = r.json()["job_definition_id"]
     described = scientist.scheduler.get(f"job_definitions/{definition}").json()
