@@ -53,6 +53,11 @@ class RunManager(LoggingConfigurable):
     start_timeout_seconds = Float(
         120.0, config=True, help="Seconds a worker may take to report before the run is lost."
     )
+    warm_ahead_seconds = Float(
+        60.0,
+        config=True,
+        help="Seconds ahead of a job's next tick at which the executor readies its worker.",
+    )
     max_queued_runs_per_user = Integer(
         500,
         config=True,
@@ -158,6 +163,10 @@ class RunManager(LoggingConfigurable):
         await self.fire_due(now)
         await self.watch(now)
         await self.dispatch(now)
+        upcoming = await self.store.run(
+            self.store.due_soon, now, now + timedelta(seconds=self.warm_ahead_seconds)
+        )
+        await self.executor.maintain(upcoming)
 
     # cron
 

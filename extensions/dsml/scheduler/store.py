@@ -482,6 +482,21 @@ class Store(SQLStore):
             s.commit()
             return run_dict(run)
 
+    def due_soon(self, now: datetime, until: datetime) -> list[tuple[str, str]]:
+        """(environment, owner) of the active cron jobs whose next tick falls in (now, until]."""
+        with Session(self.engine) as s:
+            rows = s.execute(
+                select(Job.environment, Job.owner)
+                .where(
+                    Job.paused.is_(False),
+                    Job.schedule.is_not(None),
+                    Job.next_run_at > now,
+                    Job.next_run_at <= until,
+                )
+                .distinct()
+            ).all()
+        return [(environment, owner) for environment, owner in rows]
+
     def fire_due(
         self,
         now: datetime,

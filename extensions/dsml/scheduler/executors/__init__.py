@@ -46,6 +46,13 @@ class Executor(LoggingConfigurable):
     async def prepare(self, environments: list[str]) -> None:
         """Get ready to run jobs in these environments (e.g. pre-start kernels)."""
 
+    async def maintain(self, upcoming: list[tuple[str, str]]) -> None:
+        """Called on every loop pass: keep ready what `prepare` made ready, ahead of demand.
+
+        `upcoming` lists (environment, owner) of the jobs due within the run manager's
+        `warm_ahead_seconds`, so an executor can have their workers waiting when they come.
+        """
+
     async def start(self, run: dict[str, Any], launch: Launch) -> dict[str, Any]:
         """Start the worker of `run`; return a JSON-able reference that finds it again later.
 

@@ -237,8 +237,28 @@ class LocalExecutor(Executor):
 
     async def prepare(self, environments: list[str]) -> None:
         """Pre-start `warm_workers` workers for each environment."""
+        self._environments = list(environments)
         for environment in environments:
             await self._fill(environment)
+
+    async def maintain(self, upcoming: list[tuple[str, str]]) -> None:
+        """Refill pools ahead of demand: a waiting worker that died is replaced, and the owner
+        of a job due soon gets warm workers of their own before the tick comes."""
+        if not self.warm_workers:
+            return
+        self._reap()
+        for environment in getattr(self, "_environments", []):
+            await self._fill(environment)
+        if not self.as_owners:
+            return
+        for environment, owner in upcoming:
+            name = account_name(owner, self.account_prefix)
+            account = lookup(name)
+            if account is None or is_locked(name):
+                continue  # the run itself will say why it cannot start
+            self._owners_seen[name] = time.monotonic()
+            await self._fill(environment, account)
+        self._forget_cold_owners()
 
     def _take(self, launch: Launch, account: Account | None) -> subprocess.Popen:
         keys = [(launch.environment, AS_ROOT)]
