@@ -99,6 +99,14 @@ def update_state(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     c.JupyterHub.cookie_secret_file = str(datadir.secrets / "jupyterhub_cookie_secret")
     # the platform's look (page.html), shared with the services' pages
     c.JupyterHub.template_paths = [str(Path(__file__).parents[1] / "templates")]
+    # admins see on the hub's home page what `dsml up` says when users share one account
+    c.JupyterHub.template_vars = {
+        "dsml_not_isolated": ""
+        if isolated()
+        else "Users are not isolated from each other: every server and job runs as the "
+        "platform's own account. Run `dsml up` as root for an account per user, or use the "
+        "Kubernetes mode."
+    }
 
 
 def update_auth(c: Any, settings: dict[str, Any]) -> None:
@@ -283,7 +291,11 @@ def scheduler_config_files(settings: dict[str, Any], datadir: DataDir) -> list[s
             "cache_seconds": scheduler["rights_cache_seconds"],
         },
         "Executor": {"capacity": scheduler["capacity"]},
-        "LocalExecutor": {"warm_workers": scheduler["warm_workers"]},
+        "LocalExecutor": {
+            "warm_workers": scheduler["warm_workers"],
+            # as root each run executes as its owner's system account
+            "account_prefix": settings["accounts"]["prefix"] if isolated() else "",
+        },
         "Notifier": {
             "smtp_host": scheduler["smtp_host"],
             "smtp_port": scheduler["smtp_port"],
@@ -351,9 +363,6 @@ def service_environment(name: str, **extra: str) -> dict[str, str]:
 def scheduler_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]:
     """The scheduler: hub-wide notebook jobs, configured through its config files."""
     environment = service_environment(SCHEDULER_SERVICE, JUPYTER_PATH=str(datadir.jupyter_data))
-    if isolated():
-        # each run executes as its owner's system account (dsml.scheduler.executors.local)
-        environment["DSML_ACCOUNT_PREFIX"] = settings["accounts"]["prefix"]
     return {
         "name": SCHEDULER_SERVICE,
         "url": f"http://127.0.0.1:{_port('DSML_SCHEDULER_PORT')}",

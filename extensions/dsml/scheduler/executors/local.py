@@ -108,6 +108,7 @@ class LocalExecutor(Executor):
         3.0, config=True, help="Seconds between SIGTERM and SIGKILL when stopping a run."
     )
     account_prefix = Unicode(
+        "",
         config=True,
         help="Run each run as its owner's system account, whose name starts with this prefix "
         "(empty: every run as the scheduler's own account). The hub sets it as root.",
@@ -125,10 +126,6 @@ class LocalExecutor(Executor):
     run_token_seconds = Integer(
         86400, config=True, help="Lifetime of a run's token when its job has no deadline (s)."
     )
-
-    @default("account_prefix")
-    def _account_prefix(self) -> str:
-        return os.environ.get("DSML_ACCOUNT_PREFIX", "")
 
     @default("hub_api_url")
     def _hub_api_url(self) -> str:
