@@ -326,3 +326,43 @@ def browser():
         b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def fuzz_api(
+    platform: Platform, service: str, token: str, cwd: Path, max_examples: int = 20
+) -> subprocess.CompletedProcess:
+    """Fuzz one service's REST API from its OpenAPI file with schemathesis, bounded.
+
+    A fixed seed, few examples per operation and one worker keep it to about a minute; the
+    checks: no server error, and every answer as the OpenAPI file describes it.
+    """
+    spec = ROOT / "extensions" / "dsml" / service / "openapi.yaml"
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "--no-color",
+            "run",
+            str(spec),
+            "--url",
+            platform.url + f"/services/{service}/api",
+            "--header",
+            f"Authorization: token {token}",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,"
+            "response_schema_conformance",
+            "--max-examples",
+            str(max_examples),
+            "--seed",
+            "1",
+            "--workers",
+            "1",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--request-timeout",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )

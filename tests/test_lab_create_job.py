@@ -12,13 +12,12 @@ import base64
 import json
 import os
 import re
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from test_labscheduler import Lab
 from test_platform import login
 
 from dsml.lab.scheduler.inputs import list_input_folder, read_input_folder
@@ -139,22 +138,12 @@ def test_page_path_from_the_referer(referer: str | None, expected: str | None) -
 # the dialog in Chromium, on the real platform
 
 
-class Scientist:
+class Scientist(Lab):
     """The scientist's Chromium page (JupyterLab) and API clients with their token."""
 
     def __init__(self, platform: Platform, page: Any):
-        headers = {"Authorization": f"token {hub_token(platform, 'scientist')}"}
-        self.platform = platform
+        super().__init__(platform, hub_token(platform, "scientist"))
         self.page = page
-        self.server = httpx.Client(
-            base_url=platform.url + "/user/scientist/", headers=headers, timeout=120
-        )
-        self.scheduler = httpx.Client(
-            base_url=platform.url + "/user/scientist/scheduler/", headers=headers, timeout=120
-        )
-        self.service = httpx.Client(
-            base_url=platform.url + "/services/scheduler/api/", headers=headers, timeout=60
-        )
 
     def put_notebook(self, path: str, notebook: dict[str, Any]) -> None:
         """Save a notebook in the scientist's home through their server."""
@@ -193,19 +182,6 @@ class Scientist:
         return self.page.locator(".jp-DirListing-item").filter(
             has=self.page.locator(".jp-DirListing-itemText", has_text=exact)
         )
-
-    def wait_for_job(self, job_id: str, timeout: float = 300) -> dict[str, Any]:
-        """Poll the Notebook Jobs API until the job (a service run) has ended."""
-        deadline = time.monotonic() + timeout
-        job: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            r = self.scheduler.get(f"jobs/{job_id}")
-            assert r.status_code == 200, r.text
-            job = r.json()
-            if job["status"] in ("COMPLETED", "FAILED", "STOPPED"):
-                return job
-            time.sleep(1)
-        raise AssertionError(f"job {job_id} still {job.get('status')} after {timeout} s: {job}")
 
 
 @pytest.fixture(scope="module")

@@ -7,50 +7,16 @@ test_portal.py.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from dsml.client import PORTAL, service_api
+from dsml.client import PORTAL
 
-from conftest import Platform, hub_token
-
-SPEC = Path(__file__).parents[1] / "extensions" / "dsml" / "portal" / "openapi.yaml"
-SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+from conftest import Platform, fuzz_api, hub_token
 
 
 @pytest.mark.parametrize("name", ["analyst", "admin"])
 def test_no_input_makes_a_server_error(platform: Platform, name: str, tmp_path: Path) -> None:
-    token = hub_token(platform, name)
-    run = subprocess.run(
-        [
-            str(SCHEMATHESIS),
-            "--no-color",
-            "run",
-            str(SPEC),
-            "--url",
-            platform.url + service_api(PORTAL).rstrip("/"),
-            "--header",
-            f"Authorization: token {token}",
-            "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,"
-            "response_schema_conformance",
-            "--max-examples",
-            "25",
-            "--seed",
-            "1",
-            "--workers",
-            "1",
-            "--phases",
-            "examples,coverage,fuzzing,stateful",
-            "--request-timeout",
-            "20",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    run = fuzz_api(platform, PORTAL, hub_token(platform, name), tmp_path, max_examples=25)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
