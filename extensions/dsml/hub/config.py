@@ -234,8 +234,9 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
         {
             "name": "scheduler-run-tokens",
             "description": "The scheduler gives each run of a job a token of the job's owner, "
-            "expiring with the run; it cannot read, change or start anything else with it.",
-            "scopes": ["tokens"],
+            "expiring with the run; only for members of the groups that may run jobs.",
+            # not hub-wide: a stakeholder (or anyone outside these groups) gets no run token
+            "scopes": [f"tokens!group={group}" for group in LAB_GROUPS],
             "services": [SCHEDULER_SERVICE],
         }
     )
