@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= .dsml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test lint format bench bootstrap venv-check chromium clean
+.PHONY: up test lint format bench bootstrap venv-check system-python chromium clean
 
 up: bootstrap
 	$(BIN)/dsml up --demo --data-dir $(DATA_DIR)
@@ -35,7 +35,12 @@ venv-check:
 	@if [ "$$(id -u)" = 0 ] && [ -x $(BIN)/python ] && ! setpriv --reuid=65534 --regid=65534 --clear-groups $(BIN)/python -c 'import os, sys; os.stat(os.path.realpath(sys.executable))' 2>/dev/null; then \
 		echo "$(VENV) uses an interpreter other accounts cannot run; making it again from $(PYTHON)"; rm -rf $(VENV); fi
 
-$(BIN)/python:
+# as root, Debian's python3.11 (and its venv module) when the machine lacks it
+system-python:
+	@if [ "$$(id -u)" = 0 ] && ! /usr/bin/python3.11 -c 'import ensurepip' 2>/dev/null; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3.11 python3.11-venv; fi
+
+$(BIN)/python: | system-python
 	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 
