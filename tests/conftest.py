@@ -86,8 +86,10 @@ def remove_accounts() -> Iterator[None]:
     before = platform_accounts() if AS_ROOT else set()
     yield
     if AS_ROOT:
+        # only this session's: a platform running beside the tests keeps its users' accounts
         for name in sorted(platform_accounts() - before):
-            subprocess.run(["userdel", name], capture_output=True)
+            if name.startswith(ACCOUNT_PREFIX):
+                subprocess.run(["userdel", name], capture_output=True)
 
 
 def run_async(coro):  # type: ignore[no-untyped-def]
