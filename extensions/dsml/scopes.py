@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dsml.client import PORTAL, SCHEDULER
+
 JOBS_RUN = "custom:dsml:jobs:run"
 """Create and run scheduled notebook jobs of one's own."""
 
@@ -38,6 +40,26 @@ ADMIN_SCOPES = [JOBS_ADMIN, ENV_REQUESTS_ADMIN, HEALTH_READ]
 
 LAB_SCOPES = [JOBS_RUN]
 """Granted to the groups that may use JupyterLab (through the `lab-user` role)."""
+
+
+SERVICE_USER_SCOPES = [
+    "read:users:name!user",
+    "read:users:groups!user",
+    f"access:services!service={SCHEDULER}",
+    f"access:services!service={PORTAL}",
+]
+"""What a token acting for its user needs of the platform's services: who they are, and access
+to the scheduler and the portal. A scheduled run's token has exactly these (plus LAB_SCOPES)."""
+
+SERVER_TOKEN_SCOPES = [
+    "access:servers!server",
+    "users:activity!user",
+    *SERVICE_USER_SCOPES,
+    # the server's owner may run jobs; no admin scope ever reaches a server token
+    *LAB_SCOPES,
+]
+"""What a user server's token holds (`c.Spawner.server_token_scopes`): JupyterLab's Notebook
+Jobs and `dsml run` call the services with it."""
 
 
 def scopes_of(model: Mapping[str, Any] | None) -> set[str]:

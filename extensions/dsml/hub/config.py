@@ -152,16 +152,7 @@ def update_spawner(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
     c.Spawner.default_url = spawner["default_url"]
     # JupyterLab's Notebook Jobs and `dsml run` call the scheduler with the server's own token
-    c.Spawner.server_token_scopes = [
-        "access:servers!server",
-        "users:activity!user",
-        "read:users:name!user",
-        "read:users:groups!user",
-        f"access:services!service={SCHEDULER_SERVICE}",
-        f"access:services!service={PORTAL_SERVICE}",
-        # the server's owner may run jobs; no admin scope ever reaches a server token
-        *scopes.LAB_SCOPES,
-    ]
+    c.Spawner.server_token_scopes = list(scopes.SERVER_TOKEN_SCOPES)
     # `dsml run` and the JupyterLab scheduler reach the services through the public URL
     c.Spawner.environment = {"DSML_HUB_URL": os.environ.get("DSML_PUBLIC_URL", "")}
     c.Spawner.start_timeout = spawner["start_timeout_seconds"]

@@ -15,17 +15,11 @@ from urllib.parse import quote
 import httpx
 
 from dsml import scopes
-from dsml.client import PORTAL, SCHEDULER
 
 log = logging.getLogger("dsml.scheduler.tokens")
 
-RUN_TOKEN_SCOPES = [
-    "read:users:name!user",
-    "read:users:groups!user",
-    f"access:services!service={SCHEDULER}",
-    f"access:services!service={PORTAL}",
-]
-"""What a run's token may do: what a user server's token may (`c.Spawner.server_token_scopes`),
+RUN_TOKEN_SCOPES = scopes.SERVICE_USER_SCOPES
+"""What a run's token may do: what a user server's token may (`scopes.SERVER_TOKEN_SCOPES`),
 less reaching servers; the platform's rights of a server (`scopes.LAB_SCOPES`) come on top."""
 
 
