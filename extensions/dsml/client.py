@@ -28,6 +28,9 @@ SCHEDULER = "scheduler"
 PORTAL = "portal"
 """The portal service's name; it is served at /services/portal/."""
 
+APPS = "apps"
+"""The apps service's name; it is served at /services/apps/."""
+
 
 def service_api(name: str) -> str:
     """Path of a platform service's REST API below the platform's URL."""

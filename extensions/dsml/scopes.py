@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from dsml.client import PORTAL, SCHEDULER
+from dsml.client import APPS, PORTAL, SCHEDULER
 
 JOBS_RUN = "custom:dsml:jobs:run"
 """Create and run scheduled notebook jobs of one's own."""
@@ -47,9 +47,10 @@ SERVICE_USER_SCOPES = [
     "read:users:groups!user",
     f"access:services!service={SCHEDULER}",
     f"access:services!service={PORTAL}",
+    f"access:services!service={APPS}",
 ]
 """What a token acting for its user needs of the platform's services: who they are, and access
-to the scheduler and the portal. A scheduled run's token has exactly these (plus LAB_SCOPES)."""
+to the scheduler, the portal and the apps service. A scheduled run's token has exactly these (plus LAB_SCOPES)."""
 
 SERVER_TOKEN_SCOPES = [
     "access:servers!server",
