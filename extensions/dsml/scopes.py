@@ -27,15 +27,19 @@ ENV_REQUESTS_ADMIN = "custom:dsml:env-requests:admin"
 HEALTH_READ = "custom:dsml:health:read"
 """Read the per-part detail of the platform's health check."""
 
+APPS_ADMIN = "custom:dsml:apps:admin"
+"""See, change, share, stop and delete every user's apps."""
+
 CUSTOM_SCOPES: dict[str, dict[str, str]] = {
     JOBS_RUN: {"description": "Create and run your own scheduled notebook jobs."},
     JOBS_ADMIN: {"description": "See, change, cancel and delete every user's jobs and runs."},
     ENV_REQUESTS_ADMIN: {"description": "See and answer every package request."},
     HEALTH_READ: {"description": "Read the platform's per-part health detail."},
+    APPS_ADMIN: {"description": "See, change, share, stop and delete every user's apps."},
 }
 """What `c.JupyterHub.custom_scopes` gets."""
 
-ADMIN_SCOPES = [JOBS_ADMIN, ENV_REQUESTS_ADMIN, HEALTH_READ]
+ADMIN_SCOPES = [JOBS_ADMIN, ENV_REQUESTS_ADMIN, HEALTH_READ, APPS_ADMIN]
 """Granted to platform-admins (through the `platform-admin` role)."""
 
 LAB_SCOPES = [JOBS_RUN]
