@@ -63,7 +63,7 @@ class AppsApp(ServiceApp):
         return str(platform_root())
 
     maintain_seconds = Float(
-        30.0,
+        10.0,
         config=True,
         help="Seconds between checks that always-on apps run and everyone is in 'everyone'.",
     )
@@ -320,11 +320,11 @@ class AppsApp(ServiceApp):
         self._tasks.append(asyncio.create_task(self._declare_then_maintain()))
 
     async def _declare_then_maintain(self) -> None:
-        try:
-            await self.publish_declared()
-        except Exception:
-            self.log.exception("publishing the declared apps failed")
+        pending = list(self.declared_apps)
         while True:
+            if pending:
+                # an owner made after the service started (dsml up --demo) is there next round
+                pending = await self.publish_declared(pending)
             try:
                 await self.maintain()
             except Exception as e:  # keep maintaining: the hub may be restarting
@@ -343,15 +343,23 @@ class AppsApp(ServiceApp):
                     self.log.info("always-on app %s is stopped: starting it", app["slug"])
                     await self.start_server(app)
 
-    async def publish_declared(self) -> None:
-        """Apps as code: publish each declared app whose notebook or files changed."""
-        for spec in self.declared_apps:
+    async def publish_declared(self, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Apps as code: publish each declared app whose notebook or files changed.
+
+        Returns the ones that could not be published yet (e.g. their owner does not exist).
+        """
+        failed = []
+        for spec in specs:
             try:
                 await self._publish_declared(spec)
             except Exception as e:
-                self.log.error("declared app %s not published: %s", spec.get("slug"), e)
+                self.log.error("declared app %s not published yet: %s", spec.get("slug"), e)
+                failed.append(spec)
+        return failed
 
     async def _publish_declared(self, spec: dict[str, Any]) -> None:
+        if not await self.hub.user_exists(spec["owner"]):
+            raise BadRequest(f"its owner {spec['owner']!r} is not a user (yet)")
         body = await self.run_blocking(declared_body, spec, Path(self.root_dir))
         slug = spec["slug"]
         try:

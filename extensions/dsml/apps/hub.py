@@ -40,6 +40,16 @@ class HubApps:
         """Path of an app server below the platform's URL."""
         return f"{self.base_url}user/{quote(owner, safe='')}/{quote(server, safe='')}/"
 
+    async def user_exists(self, name: str) -> bool:
+        """Whether the hub has this user."""
+        try:
+            await self.client.request("GET", f"users/{quote(name, safe='')}")
+        except ApiError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
     async def check_user(self, name: str) -> None:
         """BadRequest naming the user when the hub has no such user."""
         try:
