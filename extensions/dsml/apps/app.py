@@ -146,7 +146,12 @@ class AppsApp(ServiceApp):
             await self.hub.check_group(name)
 
     async def publish(
-        self, owner: str, author: str, body: dict[str, Any], managed: bool = False
+        self,
+        owner: str,
+        author: str,
+        body: dict[str, Any],
+        managed: bool = False,
+        start: bool = True,
     ) -> tuple[dict[str, Any], dict[str, Any], bool]:
         """Check, store and serve a new version (a new app for a new slug); share it.
 
@@ -203,8 +208,10 @@ class AppsApp(ServiceApp):
             bundle.sha256[:12],
             bundle.size_bytes,
         )
-        # serve the new version: a running server restarts with it, a new app starts
-        await self.serve_current(app, restart=not created)
+        # serve the new version: a running server restarts with it, a new app starts (apps
+        # as code start on their first visit unless always on: a restart wakes none of them)
+        if start or app["always_on"] or not created:
+            await self.serve_current(app, restart=not created)
         app = await self.add_shares(app, share)
         return app, version, created
 
@@ -385,7 +392,7 @@ class AppsApp(ServiceApp):
                     await self.start_server(app)
                 self.log.info("declared app %s is current (version %s)", slug, current["version"])
                 return
-        await self.publish(spec["owner"], "settings", body, managed=True)
+        await self.publish(spec["owner"], "settings", body, managed=True, start=False)
 
     async def stopping(self) -> None:
         """Stop background work; close the hub connection and the database."""
