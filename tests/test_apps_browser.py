@@ -16,9 +16,9 @@ import time
 
 import httpx
 import pytest
+from test_apps import NOTEBOOKS, b64, publish, wait_for
 
 from conftest import Platform, hub_token
-from test_apps import NOTEBOOKS, b64, publish, wait_for
 
 APP_TIMEOUT = 120_000
 """Milliseconds a page waits for an app server to start and render (2 cores, shared)."""
@@ -96,9 +96,7 @@ def test_stakeholder_opens_the_app_moves_the_slider(api, browser, platform: Plat
     page.context.close()
 
 
-def test_others_are_refused_and_revocation_is_immediate(
-    api, browser, platform: Platform
-) -> None:
+def test_others_are_refused_and_revocation_is_immediate(api, browser, platform: Platform) -> None:
     sci = api["scientist"]
     r = publish(sci, slug="for-analyst", share={"users": ["analyst"]})
     assert r.status_code == 201, r.text
@@ -218,9 +216,7 @@ def test_the_declared_app_is_published_at_start(api, browser, platform: Platform
     # shared with everyone: a newcomer opens it
     page = login(browser, platform, "newcomer")
     page.goto(platform.url + "/services/apps/a/declared-squares")
-    page.wait_for_url(
-        re.compile(r".*/user/scientist/app-declared-squares/.*"), timeout=APP_TIMEOUT
-    )
+    page.wait_for_url(re.compile(r".*/user/scientist/app-declared-squares/.*"), timeout=APP_TIMEOUT)
     assert result_text(page) == "result: 9"
     page.context.close()
 
