@@ -339,16 +339,20 @@ class AppsApp(ServiceApp):
             await asyncio.sleep(self.maintain_seconds)
 
     async def maintain(self) -> None:
-        """Start always-on apps that are stopped; add new users to 'everyone'."""
+        """Start always-on apps that are stopped and keep them active; fill 'everyone'."""
         apps = await self.store.run(self.store.list_apps)
         if any(a["shared"]["everyone"] for a in apps):
             await self.hub.sync_everyone()
         for app in apps:
             if app["always_on"]:
-                state = (await self.hub.server(app["owner"], server_name(app["slug"])))["state"]
+                server = server_name(app["slug"])
+                state = (await self.hub.server(app["owner"], server))["state"]
                 if state == STOPPED:
                     self.log.info("always-on app %s is stopped: starting it", app["slug"])
                     await self.start_server(app)
+                elif state == RUNNING:
+                    # in use or not, the idle culler must leave it running
+                    await self.hub.touch(app["owner"], server)
 
     async def publish_declared(self, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Apps as code: publish each declared app whose notebook or files changed.

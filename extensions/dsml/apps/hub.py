@@ -133,6 +133,18 @@ class HubApps:
             ok=(404,),
         )
 
+    async def touch(self, owner: str, server: str) -> None:
+        """Report the server active now (the idle culler stops servers idle too long)."""
+        from datetime import UTC, datetime
+
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        await self.client.request(
+            "POST",
+            f"users/{quote(owner, safe='')}/activity",
+            {"servers": {server: {"last_activity": now}}},
+            ok=(204,),
+        )
+
     async def sync_everyone(self) -> int:
         """Put every hub user in the `everyone` group; returns how many were added."""
         names: list[str] = []

@@ -242,6 +242,8 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
                 "read:users:groups",
                 "read:groups:name",
                 f"groups!group={EVERYONE_GROUP}",
+                # always-on apps: the service reports them active so the idle culler skips them
+                "users:activity",
             ],
             "services": [APPS_SERVICE],
         },

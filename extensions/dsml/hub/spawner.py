@@ -112,7 +112,7 @@ class DsmlLocalSpawner(SystemAccounts, LocalProcessSpawner):
         environment (`dsml.apps.server`).
         """
         if self.is_app:
-            return [f"--preheated-kernels={self.preheated_kernels}"]
+            return [f"--pool-size={self.preheated_kernels}"]
         args = super().get_args()
         args += [
             "--ServerApp.kernel_spec_manager_class="
