@@ -23,7 +23,7 @@ from dsml.apps.apihandlers import apps as apps_handlers
 from dsml.apps.apihandlers import pages, servers, shares
 from dsml.apps.exceptions import BadRequest
 from dsml.apps.hub import RUNNING, STARTING, STOPPED, HubApps
-from dsml.apps.models import EVERYONE, server_name
+from dsml.apps.models import EVERYONE, VIEWER, server_name
 from dsml.apps.store import Store
 from dsml.client import APPS, ApiError
 from dsml.service.app import ServiceApp
@@ -65,7 +65,7 @@ class AppsApp(ServiceApp):
     maintain_seconds = Float(
         10.0,
         config=True,
-        help="Seconds between checks that always-on apps run and everyone is in 'everyone'.",
+        help="Seconds between checks that always-on apps run and viewer grants still hold.",
     )
 
     @default("max_request_bytes")
@@ -232,24 +232,82 @@ class AppsApp(ServiceApp):
             n += 1
 
     async def add_shares(self, app: dict[str, Any], share: dict[str, Any]) -> dict[str, Any]:
-        """Grant the hub shares and record them (the server must exist in the hub first)."""
+        """Grant the hub shares and record them (the server must exist in the hub first).
+
+        Users get a hub share each. Groups get a hub group share too, but JupyterHub 5.5
+        leaves group shares out of a viewer's OAuth token, so members get in through a user
+        share made when they open the stable link (`grant_viewer`). 'Everyone' is recorded
+        here only: the hub has no such share.
+        """
         targets = [("user", u) for u in share["users"]] + [("group", g) for g in share["groups"]]
+        if targets:
+            server = server_name(app["slug"])
+            await self.hub.ensure_server(app["owner"], server)
+            for kind, name in targets:
+                await self.hub.share(app["owner"], server, kind, name)
+                await self.store.run(self.store.add_share, app["slug"], kind, name)
         if share.get("everyone"):
-            await self.hub.sync_everyone()
-            targets.append(("group", EVERYONE))
-        if not targets:
-            return app
-        server = server_name(app["slug"])
-        await self.hub.ensure_server(app["owner"], server)
-        for kind, name in targets:
-            await self.hub.share(app["owner"], server, kind, name)
-            await self.store.run(self.store.add_share, app["slug"], kind, name)
+            await self.store.run(self.store.add_share, app["slug"], EVERYONE, "*")
         return await self.store.run(self.store.get_app, app["slug"])
 
     async def remove_share(self, app: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
-        """Revoke in the hub first (so access ends now), then forget it here."""
-        await self.hub.unshare(app["owner"], server_name(app["slug"]), kind, name)
-        return await self.store.run(self.store.remove_share, app["slug"], kind, name)
+        """Revoke in the hub first (so access ends now), then forget it here.
+
+        Viewer grants that the removed share justified are revoked with it.
+        """
+        server = server_name(app["slug"])
+        if kind in ("user", "group"):
+            await self.hub.unshare(app["owner"], server, kind, name)
+        shared = await self.store.run(self.store.remove_share, app["slug"], kind, name)
+        if kind == "user":
+            await self.store.run(self.store.remove_share, app["slug"], VIEWER, name)
+        await self.reconcile_viewers(app["slug"])
+        return shared
+
+    def entitled(self, app: dict[str, Any], name: str, groups: list[str]) -> bool:
+        """Whether a group or 'everyone' lets this user open the app."""
+        shared = app["shared"]
+        return shared["everyone"] or bool(set(groups) & set(shared["groups"]))
+
+    async def grant_viewer(self, app: dict[str, Any], user: dict[str, Any]) -> None:
+        """Give a viewer entitled by a group or 'everyone' a hub share of their own.
+
+        Called when they open the stable link; the grant is recorded (kind VIEWER) so that
+        revoking the group or 'everyone', or the viewer leaving the group, revokes it.
+        """
+        name = user.get("name") or ""
+        slug = app["slug"]
+        if name == app["owner"] or name in app["shared"]["users"]:
+            return
+        if not self.entitled(app, name, list(user.get("groups") or [])):
+            return
+        if await self.store.run(self.store.has_share, slug, VIEWER, name):
+            return
+        server = server_name(slug)
+        await self.hub.ensure_server(app["owner"], server)
+        await self.hub.share(app["owner"], server, "user", name)
+        await self.store.run(self.store.add_share, slug, VIEWER, name)
+
+    async def reconcile_viewers(self, slug: str | None = None) -> None:
+        """Revoke viewer grants no group or 'everyone' justifies any more."""
+        grants = await self.store.run(self.store.viewers, slug)
+        groups: dict[str, list[str] | None] = {}
+        apps: dict[str, dict[str, Any]] = {}
+        for grant in grants:
+            name = grant["name"]
+            if name not in groups:
+                groups[name] = await self.hub.groups_of(name)
+            if grant["slug"] not in apps:
+                apps[grant["slug"]] = await self.store.run(self.store.get_app, grant["slug"])
+            app = apps[grant["slug"]]
+            user_groups = groups[name]
+            if user_groups is not None and (
+                name in app["shared"]["users"] or self.entitled(app, name, user_groups)
+            ):
+                continue
+            if name not in app["shared"]["users"]:
+                await self.hub.unshare(app["owner"], server_name(app["slug"]), "user", name)
+            await self.store.run(self.store.remove_share, app["slug"], VIEWER, name)
 
     async def serve_current(self, app: dict[str, Any], restart: bool) -> str:
         """Start the app's server, or restart it so it serves the current version."""
@@ -323,7 +381,7 @@ class AppsApp(ServiceApp):
     # --- background work ------------------------------------------------------------------
 
     async def started(self) -> None:
-        """Publish the declared apps, then keep always-on apps up and 'everyone' complete."""
+        """Publish the declared apps, then keep always-on apps up and viewer grants right."""
         self._tasks.append(asyncio.create_task(self._declare_then_maintain()))
 
     async def _declare_then_maintain(self) -> None:
@@ -339,10 +397,9 @@ class AppsApp(ServiceApp):
             await asyncio.sleep(self.maintain_seconds)
 
     async def maintain(self) -> None:
-        """Start always-on apps that are stopped and keep them active; fill 'everyone'."""
+        """Start always-on apps that are stopped and keep them active; check viewer grants."""
+        await self.reconcile_viewers()
         apps = await self.store.run(self.store.list_apps)
-        if any(a["shared"]["everyone"] for a in apps):
-            await self.hub.sync_everyone()
         for app in apps:
             if app["always_on"]:
                 server = server_name(app["slug"])
@@ -436,9 +493,6 @@ def parse_share(value: Any) -> dict[str, Any]:
     everyone = value.get("everyone", False)
     if not isinstance(everyone, bool):
         raise BadRequest("share.everyone must be true or false")
-    if EVERYONE in out["groups"]:
-        out["groups"].remove(EVERYONE)
-        everyone = True
     out["everyone"] = everyone
     return out
 

@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import quote
 
 from dsml.apps.exceptions import BadRequest
-from dsml.apps.models import EVERYONE
 from dsml.client import ApiError, HubClient
 
 STOPPED = "stopped"
@@ -145,31 +144,12 @@ class HubApps:
             ok=(204,),
         )
 
-    async def sync_everyone(self) -> int:
-        """Put every hub user in the `everyone` group; returns how many were added."""
-        names: list[str] = []
-        offset = 0
-        while True:
-            # the hub pages its user list; the pagination media type says where the next starts
-            page = await self.client.request(
-                "GET",
-                "users",
-                params={"offset": str(offset), "limit": "200"},
-                headers={"Accept": "application/jupyterhub-pagination+json"},
-            )
-            names += [u["name"] for u in page.get("items") or []]
-            following = (page.get("_pagination") or {}).get("next")
-            if not following:
-                break
-            offset = following["offset"]
-        group = await self.client.request("GET", f"groups/{EVERYONE}")
-        missing = sorted(set(names) - set(group.get("users") or []))
-        for start in range(0, len(missing), 100):
-            await self.client.request(
-                "POST", f"groups/{EVERYONE}/users", {"users": missing[start : start + 100]}
-            )
-        return len(missing)
-
-    async def add_to_everyone(self, name: str) -> None:
-        """Put one user in the `everyone` group (a user made after the last sync)."""
-        await self.client.request("POST", f"groups/{EVERYONE}/users", {"users": [name]})
+    async def groups_of(self, name: str) -> list[str] | None:
+        """The user's groups (None when the hub has no such user any more)."""
+        try:
+            model = await self.client.request("GET", f"users/{quote(name, safe='')}")
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+        return list(model.get("groups") or [])

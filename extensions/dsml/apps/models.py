@@ -43,7 +43,12 @@ MAX_DESCRIPTION = 2000
 """Longest description, in characters."""
 
 EVERYONE = "everyone"
-"""The hub group the platform keeps with every user in it: a share with it reaches everyone."""
+"""Share kind: every signed-in user may open the app (JupyterHub shares have no 'everyone')."""
+
+VIEWER = "viewer"
+"""Share kind: a hub user share the service granted one viewer because a group or 'everyone'
+entitles them (JupyterHub 5.5 leaves group shares out of a viewer's OAuth token scopes, so a
+group share alone does not let a member in; see AppsApp.grant_viewer)."""
 
 
 def utcnow() -> datetime:
@@ -120,7 +125,7 @@ class Share(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(8))  # "user" or "group"
+    kind: Mapped[str] = mapped_column(String(8))  # user, group, everyone, viewer
     name: Mapped[str] = mapped_column(String(255))
 
 
@@ -168,11 +173,10 @@ def app_dict(app: App, shares: list[Share], public_prefix: str) -> dict[str, Any
 
 def shares_dict(shares: list[Share]) -> dict[str, Any]:
     """Shares as the API shows them: users, groups, and whether everyone may open it."""
-    groups = sorted(s.name for s in shares if s.kind == "group")
     return {
         "users": sorted(s.name for s in shares if s.kind == "user"),
-        "groups": [g for g in groups if g != EVERYONE],
-        "everyone": EVERYONE in groups,
+        "groups": sorted(s.name for s in shares if s.kind == "group"),
+        "everyone": any(s.kind == EVERYONE for s in shares),
     }
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from dsml.apps.exceptions import BadRequest, SlugTaken, UnknownApp
 from dsml.apps.models import (
     EVERYONE,
+    VIEWER,
     App,
     LogTail,
     Share,
@@ -77,10 +78,10 @@ class Store(SQLStore):
 
     def shared_with(self, user: str, groups: list[str]) -> list[dict[str, Any]]:
         """Apps shared with this user directly, with one of their groups, or with everyone."""
-        names = [*groups, EVERYONE]
         ids = select(Share.app_id).where(
             ((Share.kind == "user") & (Share.name == user))
-            | ((Share.kind == "group") & Share.name.in_(names))
+            | ((Share.kind == "group") & Share.name.in_(groups))
+            | (Share.kind == EVERYONE)
         )
         query = select(App).where(App.id.in_(ids)).order_by(App.updated_at.desc(), App.id.desc())
         with Session(self.engine) as s:
@@ -239,6 +240,28 @@ class Store(SQLStore):
                 s.add(Share(app_id=app.id, kind=kind, name=name))
                 s.commit()
             return self._record(s, app)["shared"]
+
+    def viewers(self, slug: str | None = None) -> list[dict[str, str]]:
+        """Viewer grants (kind VIEWER) of one app, or of every app: slug, owner, name."""
+        query = select(App.slug, App.owner, Share.name).join(App, App.id == Share.app_id)
+        query = query.where(Share.kind == VIEWER)
+        if slug is not None:
+            query = query.where(App.slug == slug)
+        with Session(self.engine) as s:
+            return [{"slug": a, "owner": o, "name": n} for a, o, n in s.execute(query)]
+
+    def has_share(self, slug: str, kind: str, name: str) -> bool:
+        """Whether the app has this share recorded."""
+        with Session(self.engine) as s:
+            app = self._app(s, slug)
+            return (
+                s.scalars(
+                    select(Share).where(
+                        Share.app_id == app.id, Share.kind == kind, Share.name == name
+                    )
+                ).first()
+                is not None
+            )
 
     def remove_share(self, slug: str, kind: str, name: str) -> dict[str, Any]:
         """Forget a share the hub revoked."""

@@ -62,10 +62,6 @@ _USER_SCOPES = [
     f"access:services!service={APPS_SERVICE}",
 ]
 
-EVERYONE_GROUP = "everyone"
-"""Every user is in it (the apps service keeps it so): an app shared with it reaches everyone."""
-
-
 def load_settings() -> dict[str, Any]:
     """Read the settings `dsml up` resolved (DSML_SETTINGS_JSON), else the settings file."""
     resolved = os.environ.get("DSML_SETTINGS_JSON")
@@ -177,11 +173,7 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
     c.JupyterHub.load_groups = {
         name: {"properties": {"description": GROUP_DESCRIPTIONS[name]}} for name in GROUPS
     }
-    c.JupyterHub.load_groups[EVERYONE_GROUP] = {
-        "properties": {
-            "description": "Every user (kept by the apps service): share an app with everyone."
-        }
-    }
+
     c.JupyterHub.custom_scopes = scopes.CUSTOM_SCOPES
     c.JupyterHub.load_roles = [
         {
@@ -229,7 +221,7 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
             "name": APPS_SERVICE,
             "description": "The apps service: it starts and stops app servers (app-<slug>) of "
             "their owners, shares them with users and groups (so it must hold the access it "
-            "grants), checks that share targets exist, and keeps the 'everyone' group whole.",
+            "grants), checks that share targets exist and reads viewers' groups.",
             "scopes": [
                 "servers",
                 "delete:servers",
@@ -241,7 +233,6 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
                 "read:users:name",
                 "read:users:groups",
                 "read:groups:name",
-                f"groups!group={EVERYONE_GROUP}",
                 # always-on apps: the service reports them active so the idle culler skips them
                 "users:activity",
             ],

@@ -64,17 +64,12 @@ class OpenHandler(PageHandler):
         """Redirect, or start the server and show live progress until it is ready."""
         found = await self.app_for(slug)
         app = self.service_app
+        # a viewer let in by a group or 'everyone' gets a hub share of their own first
+        await app.grant_viewer(found, self.user())
         status = await app.status(found)
         if status["state"] == RUNNING and status["ready"]:
             self.redirect(status["url"])
             return
-        user = self.user()
-        if found["shared"]["everyone"] and user["name"] not in (found["owner"],):
-            # a user made since the last sync joins 'everyone' before the app asks the hub
-            try:
-                await app.hub.add_to_everyone(user["name"])
-            except Exception as e:
-                app.log.warning("adding %s to everyone: %s", user["name"], e)
         if status["state"] not in ("starting",):
             await app.start_server(found)
             status = await app.status(found)

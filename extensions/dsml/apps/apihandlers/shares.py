@@ -34,8 +34,9 @@ class ShareHandler(AppsHandler):
         """Revoke it."""
         found = await self.app_for(slug, change=True)
         if kind == "everyone":
-            kind, name = "groups", EVERYONE
-        shared = await self.service_app.remove_share(found, kind[:-1], unquote(name or ""))
+            shared = await self.service_app.remove_share(found, EVERYONE, "*")
+        else:
+            shared = await self.service_app.remove_share(found, kind[:-1], unquote(name or ""))
         self.write_json(shared)
 
 
