@@ -197,7 +197,7 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
         {
             "name": ADMIN_SERVICE,
             "description": "The dsml CLI: create users, set passwords, manage group membership, "
-            "list and answer package requests, read the health detail.",
+            "list and answer package requests, read the health detail, manage every app.",
             "scopes": [
                 "admin:users",
                 "admin:groups",
@@ -205,8 +205,10 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
                 "list:groups",
                 "read:roles",
                 f"access:services!service={PORTAL_SERVICE}",
+                f"access:services!service={APPS_SERVICE}",
                 scopes.ENV_REQUESTS_ADMIN,
                 scopes.HEALTH_READ,
+                scopes.APPS_ADMIN,
             ],
             "services": [ADMIN_SERVICE],
         },
