@@ -372,7 +372,12 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"  {app['description']}")
     print(f"  url:             {app['url']}")
     print(f"  current version: {app['current_version']}")
-    print(f"  environment:     {app['environment']}")
+    # the App model may not carry the environment: the current version's is the one served
+    current = next((v for v in versions if v["version"] == app["current_version"]), {})
+    environment = current.get("environment") or app.get("environment") or "-"
+    if current.get("environment_version"):
+        environment += f" (version {current['environment_version']})"
+    print(f"  environment:     {environment}")
     print(f"  shared with:     {shared_text(app.get('shared'))}")
     print(f"  always on:       {'yes' if app.get('always_on') else 'no'}")
     print(f"  updated:         {(app.get('updated') or '')[:19]}")
@@ -467,17 +472,29 @@ def run_start(args: argparse.Namespace) -> int:
     """Carry out `dsml apps start SLUG` (with --wait: until it serves; exit 1 if it fails)."""
     with client_for(args) as client:
         status = client.call("POST", _path(args.slug, "start"))
-        deadline = time.monotonic() + args.timeout
+        started = time.monotonic()
+        seen = {status["state"]}
         while args.wait and not status.get("ready") and status["state"] != "failed":
-            if time.monotonic() > deadline:
+            # back at "stopped" after starting (or never leaving it): the spawn ended, and
+            # a server that died before it could report shows no "failed"
+            if status["state"] == "stopped" and (
+                seen - {"stopped"} or time.monotonic() - started > 10
+            ):
+                status = {**status, "state": "failed"}
+                break
+            if time.monotonic() - started > args.timeout:
                 raise DsmlError(
                     f"{args.slug} did not serve within {args.timeout:g} s "
                     f"(state {status['state']}); see `dsml apps logs {args.slug}`"
                 )
             time.sleep(0.5)
             status = client.call("GET", _path(args.slug, "status"))
+            seen.add(status["state"])
     _print_status(args, status)
-    return 1 if status["state"] == "failed" else 0
+    if status["state"] == "failed":
+        print(f"see `dsml apps logs {args.slug}`", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_stop(args: argparse.Namespace) -> int:
