@@ -8,7 +8,12 @@ JupyterLab bridge, the scheduler service and its workers, the environment checke
 
 from __future__ import annotations
 
+import ast
+import glob
+import io
 import json
+import os
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +127,101 @@ def render_html(notebook: str | Path | dict[str, Any]) -> str:
         node = nbformat.read(str(notebook), as_version=4)
     body, _ = _exporter.from_notebook_node(node)
     return body
+
+
+def files_named_by(
+    notebook: dict[str, Any],
+    folder: Path,
+    max_files: int = 20,
+    max_bytes: int = 20 * 2**20,
+) -> dict[str, Path]:
+    """The files under `folder` that the notebook's code names as string literals.
+
+    One rule for every side that publishes an app (the `dsml publish` CLI, JupyterLab's
+    "Publish as app…"), so a notebook takes the same files with it whichever way it is
+    published. `folder` is the notebook's folder. A string literal in a code cell counts when,
+    read as a path relative to `folder`, it names a regular file, a folder (every file below
+    it), or a glob pattern (`"data/*.csv"`). Never taken: absolute paths, `~`, paths leaving
+    `folder` (`..`, or a symlink pointing out), hidden files and folders (`.env` holds secrets),
+    and `"."` (a separator more often than the folder). Returns relative POSIX path -> file,
+    sorted; more than `max_files` files or `max_bytes` bytes in all is a DsmlError naming the
+    count and the limit, never a silent cut (an app missing a file fails later, far away).
+    """
+    root = Path(folder).resolve()
+
+    def literals(source: str) -> list[str]:
+        found: list[str] = []
+        try:
+            for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+                if tok.type != tokenize.STRING or len(tok.string) > 4096:
+                    continue
+                try:
+                    value = ast.literal_eval(tok.string)
+                except (ValueError, SyntaxError):
+                    continue  # an f-string: what it names is only known when it runs
+                if isinstance(value, str):
+                    found.append(value)
+        except (tokenize.TokenError, IndentationError, SyntaxError):
+            pass  # magics or another kernel's language: keep the literals read so far
+        return found
+
+    def inside(rel: str) -> Path | None:
+        """The file `rel` names below the root, or None when it leaves it or is hidden."""
+        parts = Path(rel).parts
+        if not parts or any(p.startswith(".") for p in parts):
+            return None
+        path = root / rel
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError):
+            return None
+        return path if real.is_relative_to(root) and real != root else None
+
+    def below(path: Path) -> list[Path]:
+        out = []
+        for dirpath, dirs, names in os.walk(path, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            out += [Path(dirpath) / n for n in sorted(names) if not n.startswith(".")]
+            if len(out) > max_files:
+                break  # already too many: no need to walk a big tree to say so
+        return out
+
+    chosen: dict[str, Path] = {}
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        for value in literals(source if isinstance(source, str) else "".join(source)):
+            text = value.strip()
+            if not text or "\n" in text or "\x00" in text or text.startswith(("/", "~")):
+                continue
+            rel = os.path.normpath(text)
+            if rel in (".", "..") or rel.startswith("../"):
+                continue
+            if glob.has_magic(rel):
+                candidates = [
+                    Path(p) for p in sorted(glob.glob(rel, root_dir=root))[: max_files + 1]
+                ]
+            else:
+                candidates = [Path(rel)]
+            for candidate in candidates:
+                path = inside(candidate.as_posix())
+                if path is None:
+                    continue
+                files = below(path) if path.is_dir() else [path] if path.is_file() else []
+                for f in files:
+                    key = f.relative_to(root).as_posix()
+                    if inside(key) is not None and f.is_file():
+                        chosen[key] = f
+            if len(chosen) > max_files:
+                raise DsmlError(
+                    f"the notebook names more than {max_files} files under {root} (the limit): "
+                    "name the files the app needs one by one"
+                )
+    total = sum(f.stat().st_size for f in chosen.values())
+    if total > max_bytes:
+        raise DsmlError(
+            f"the files the notebook names under {root} hold {total:,} bytes; the limit is "
+            f"{max_bytes:,}: move large data out of the notebook's folder or name fewer files"
+        )
+    return dict(sorted(chosen.items()))
