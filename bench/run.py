@@ -5,9 +5,10 @@ Ctrl-C: platforms (`dsml up` on a free port, data in a temporary folder), the pe
 virtualenvs under bench/.venvs/ (installed once), their processes. Progress goes to stderr,
 the summary to stdout, and every raw figure to bench/results/<date>-<time>.json.
 
-    .venv/bin/python bench/run.py                 # everything, about 12 minutes
+    .venv/bin/python bench/run.py                 # everything, about 16 minutes
     .venv/bin/python bench/run.py --quick         # fewer iterations, no cron scale test
     .venv/bin/python bench/run.py --only latency  # one benchmark (or a comma-separated list)
+    .venv/bin/python bench/run.py --only apps     # apps against plain and preheated Voila
     .venv/bin/python bench/run.py --report bench/results/<file>.json   # print a saved run again
 """
 
@@ -27,10 +28,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import apps
 import scheduler
 from launch import BENCH, ROOT, progress, remove_accounts
 
-CHOICES = {"scheduler": set(scheduler.NAMES), **{name: {name} for name in scheduler.NAMES}}
+CHOICES = {
+    "scheduler": set(scheduler.NAMES),
+    **{name: {name} for name in scheduler.NAMES},
+    **{name: {name} for name in apps.NAMES},
+}
 """What --only accepts: a benchmark's name, or `scheduler` for all of the scheduler's."""
 
 
@@ -114,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     # a shell starting us in the background ignores SIGINT for us: take Ctrl-C back
     signal.signal(signal.SIGINT, signal.default_int_handler)
     only: set[str] = set()
-    for name in (args.only or "scheduler").split(","):
+    for name in (args.only or "scheduler,apps").split(","):
         only |= CHOICES[name]
     opts = scheduler.Options.quick() if args.quick else scheduler.Options()
     skip = {"scale"} if args.quick and not (args.only and "scale" in args.only) else set()
@@ -125,6 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         results = scheduler.run(opts, only, work, progress, skip=skip)
+        if set(apps.NAMES) & only:
+            results["selected"].append("apps")
+            apps_opts = apps.Options.quick() if args.quick else apps.Options()
+            started_apps = time.monotonic()
+            try:
+                results["apps"] = apps.run(apps_opts, work / "apps", progress)
+            except Exception as e:  # noqa: BLE001 - reported like a scheduler benchmark's
+                progress(f"apps FAILED: {type(e).__name__}: {e}")
+                results["errors"]["apps"] = f"{type(e).__name__}: {e}"
+            results["durations_seconds"]["apps"] = round(time.monotonic() - started_apps, 1)
     except KeyboardInterrupt:
         progress("interrupted: everything started has been stopped")
         return 130
@@ -155,6 +171,10 @@ def print_summary(results: dict[str, Any], source: Path) -> None:
     print()
     for line in scheduler.report(results):
         print(line)
+    if results.get("apps"):
+        print()
+        for line in apps.report(results["apps"]):
+            print(line)
     shown = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
     print(f"raw figures: {shown}")
 
