@@ -532,10 +532,15 @@ def declared_body(spec: dict[str, Any], root: Path) -> dict[str, Any]:
         path = root / path
     nb = read_notebook(path)
     files = {}
-    for rel in spec.get("files") or []:
-        files[bundles.check_relative_path(rel)] = base64.b64encode(
-            (path.parent / rel).read_bytes()
-        ).decode()
+    if spec.get("files"):
+        named = {rel: path.parent / rel for rel in spec["files"]}
+    else:
+        # the files the notebook's code names next to it, as `dsml publish` finds them
+        from dsml.notebooks import files_named_by
+
+        named = files_named_by(nb, path.parent)
+    for rel, file in named.items():
+        files[bundles.check_relative_path(rel)] = base64.b64encode(file.read_bytes()).decode()
     body: dict[str, Any] = {
         "notebook": nb,
         "notebook_path": str(spec["notebook"]),
