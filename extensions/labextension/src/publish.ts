@@ -41,7 +41,13 @@ interface IEnvironment {
 
 /** The app a notebook is published as, from `GET dsml/api/apps/for`. */
 interface IExisting {
-  app: { slug: string; title: string; description?: string; current_version: number };
+  app: {
+    slug: string;
+    title: string;
+    description?: string;
+    current_version: number;
+    shared?: { users?: string[]; groups?: string[]; everyone?: boolean };
+  };
   version: { version: number };
   latest_version: number;
 }
@@ -113,6 +119,19 @@ function element<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
+/** Who an app is shared with, in words ("everyone", "group stakeholders", "ana"). */
+function sharedWith(shared?: {
+  users?: string[];
+  groups?: string[];
+  everyone?: boolean;
+}): string[] {
+  return [
+    ...(shared?.everyone ? ['everyone'] : []),
+    ...(shared?.groups || []).map(g => `group ${g}`),
+    ...(shared?.users || [])
+  ];
+}
+
 /** A labelled field of the form. */
 function field(form: HTMLElement, label: string, input: HTMLElement): void {
   const id = `dsml-publish-${Math.random().toString(36).slice(2)}`;
@@ -142,6 +161,16 @@ class PublishForm extends Widget implements Dialog.IBodyWidget<IPublishForm> {
           { class: 'dsml-Publish-existing' },
           `This notebook is published as ${existing.app.title} (version ${n}): ` +
             `publishing makes version ${n + 1}.`
+        )
+      );
+      const who = sharedWith(existing.app.shared);
+      form.appendChild(
+        element(
+          'p',
+          { class: 'dsml-Publish-shared' },
+          who.length
+            ? `It is shared with ${who.join(', ')}; what you tick below is added.`
+            : 'It is shared with nobody yet.'
         )
       );
     }
@@ -252,12 +281,7 @@ async function showLink(answer: any): Promise<void> {
   });
   row.appendChild(copy);
   body.appendChild(row);
-  const shared = answer.app.shared || {};
-  const who = [
-    ...(shared.everyone ? ['everyone'] : []),
-    ...(shared.groups || []).map((g: string) => `group ${g}`),
-    ...(shared.users || [])
-  ];
+  const who = sharedWith(answer.app.shared);
   body.appendChild(
     element(
       'p',
