@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -170,6 +171,11 @@ def viewer(platform: Platform, admin_api: httpx.Client) -> str:
     return VIEWER
 
 
+def is_publish(r: Any) -> bool:
+    """The dialog's publish call (JupyterLab adds a cache-busting query)."""
+    return r.request.method == "POST" and urlsplit(r.url).path.endswith("/dsml/api/apps/publish")
+
+
 def open_publish_dialog(page: Any, platform: Platform, add_cell: bool = False) -> Any:
     """Open the notebook in JupyterLab, press the toolbar's Publish button; return the dialog.
 
@@ -212,9 +218,6 @@ def test_a_stakeholder_uses_the_app_the_scientist_published(
     title.fill(TITLE)
     dialog.get_by_label("stakeholders", exact=True).check()
     page.screenshot(path=str(SCREENSHOTS / "lab-publish-dialog.png"))
-
-    def is_publish(r: Any) -> bool:
-        return r.request.method == "POST" and r.url.endswith("/dsml/api/apps/publish")
 
     started = time.monotonic()
     with page.expect_response(is_publish, timeout=180_000) as answer:
@@ -263,8 +266,9 @@ def test_a_stakeholder_uses_the_app_the_scientist_published(
             "() => document.querySelector('.dsml-result').textContent === 'total: 35'",
             timeout=30_000,
         )
-        page2.screenshot(path=str(SCREENSHOTS / "lab-publish-viewer.png"))
     finally:
+        # what the stakeholder saw last, also when it was not the app
+        page2.screenshot(path=str(SCREENSHOTS / "lab-publish-viewer.png"))
         page2.context.close()
 
 
@@ -283,9 +287,6 @@ def test_publishing_the_notebook_again_makes_a_new_version_of_its_app(
     assert f"This notebook is published as {TITLE} (version 1): publishing makes version 2" in text
     assert "It is shared with group stakeholders" in text
     assert dialog.get_by_label("Title").input_value() == TITLE
-
-    def is_publish(r: Any) -> bool:
-        return r.request.method == "POST" and r.url.endswith("/dsml/api/apps/publish")
 
     with page.expect_response(is_publish, timeout=180_000) as answer:
         dialog.get_by_role("button", name="Publish", exact=True).click()
