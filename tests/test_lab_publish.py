@@ -255,8 +255,10 @@ def test_a_stakeholder_uses_the_app_the_scientist_published(
         assert "Authorize access" not in page2.content()
         assert f"/user/scientist/app-{slug}" in page2.url, page2.url
         assert result.inner_text() == "total: 21"  # 3 * (1 + 2 + 4): the data file came along
-        # no notebook source: no input area, no code
-        assert page2.locator(".jp-InputArea, .jp-CodeMirrorEditor, .cm-editor").count() == 0
+        # no notebook source: no code cell input, no editor, no code (the markdown renders)
+        assert page2.get_by_role("heading", name="Squares").is_visible()
+        code_inputs = ".jp-CodeCell .jp-InputArea, .jp-InputArea-editor, .cm-editor, .CodeMirror"
+        assert page2.locator(code_inputs).count() == 0
         assert "slider.observe" not in page2.content()
         handle = page2.locator(".widget-slider .noUi-handle, .widget-slider input").first
         handle.click()
