@@ -129,6 +129,7 @@ class DsmlLocalSpawner(SystemAccounts, LocalProcessSpawner):
             "--SchedulerApp.db_url=sqlite://",
             # `dsml check` for the open notebook (the JupyterLab status bar item calls it)
             "--ServerApp.jpserver_extensions=dsml.lab.check=True",
+            "--ServerApp.jpserver_extensions=dsml.lab.apps=True",
         ]
         # the endpoint checks against the settings the hub runs with (`dsml up` resolves them)
         if self.settings_file:

@@ -5,6 +5,8 @@
  * (`GET <base_url>dsml/api/check?path=...&kernel=...`) when the notebook is opened, saved, or
  * its kernel changes, and shows "Env ✓ <environment>" or "Env ⚠ <n> issues". Clicking the
  * item lists the findings (cell, line, message) in a dialog.
+ *
+ * The package's second plugin, "Publish as app…", is in `publish.ts`.
  */
 import {
   JupyterFrontEnd,
@@ -17,6 +19,8 @@ import { ServerConnection } from '@jupyterlab/services';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
+
+import { publishPlugin } from './publish';
 
 /** One import or install of the notebook, checked (a `dsml check --json` finding). */
 interface IFinding {
@@ -225,4 +229,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, publishPlugin];
