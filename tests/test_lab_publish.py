@@ -22,7 +22,7 @@ import httpx
 import pytest
 from test_platform import login
 
-from dsml.lab.apps import PublishError, named_files, string_literals
+from dsml.lab.apps import PublishError, named_files
 
 from conftest import Platform, hub_token
 
@@ -70,12 +70,6 @@ def notebook(code: str, kernel: str = "dsml-datascience") -> dict[str, Any]:
 # the files a notebook names (no platform needed)
 
 
-def test_string_literals_survive_magics_and_broken_cells() -> None:
-    code = '%pip install x\n!ls "nope.txt"\ndf = read("a.csv")\nf"{x}.csv"\nb"raw"\nopen(\'b.txt\''
-    assert string_literals(code) == ["a.csv", "b.txt"]
-    assert string_literals('x = """multi\nline"""\ny = r"c\\d.csv"') == ["multi\nline", "c\\d.csv"]
-
-
 def test_named_files_are_the_existing_files_under_the_folder(tmp_path: Path) -> None:
     folder = tmp_path / "project"
     (folder / "data").mkdir(parents=True)
@@ -101,7 +95,6 @@ def test_named_files_are_the_existing_files_under_the_folder(tmp_path: Path) -> 
     files = named_files(nb, str(folder), "report.ipynb")
     assert sorted(files) == ["data/sales.csv", "inside-link.csv", "lookup.json"]
     assert files["data/sales.csv"] == b"a,b\n1,2\n"
-    assert ".secret" in named_files(nb, str(folder), "report.ipynb", allow_hidden=True)
 
 
 def test_named_files_over_the_limits_are_refused_with_the_rule(tmp_path: Path) -> None:
@@ -112,10 +105,10 @@ def test_named_files_over_the_limits_are_refused_with_the_rule(tmp_path: Path) -
     with pytest.raises(PublishError) as e:
         named_files(nb, str(tmp_path), "nb.ipynb", max_files=3)
     assert e.value.status == 413
-    assert "nb.ipynb names 4 files next to it; an app takes at most 3" in e.value.message
+    assert "more than 3 files" in e.value.message and "nb.ipynb" in e.value.message
     with pytest.raises(PublishError) as e:
         named_files(nb, str(tmp_path), "nb.ipynb", max_bytes=350)
-    assert e.value.status == 413 and "an app takes at most" in e.value.message
+    assert e.value.status == 413 and "the limit is 350" in e.value.message
 
 
 # on the real platform, in Chromium
@@ -346,7 +339,7 @@ def test_too_many_named_files_are_refused_before_anything_is_sent(author: Author
         "dsml/api/apps/publish", json={"path": f"{folder}/many.ipynb", "title": f"Many {SUFFIX}"}
     )
     assert r.status_code == 413, r.text
-    assert "many.ipynb names 21 files next to it; an app takes at most 20" in r.json()["message"]
+    assert "names more than 20 files" in r.json()["message"]
     big = base64.b64encode(b"\0" * (21 * 1024 * 1024)).decode()
     author.put(f"{folder}/big.bin", {"type": "file", "format": "base64", "content": big})
     author.put(
@@ -357,7 +350,7 @@ def test_too_many_named_files_are_refused_before_anything_is_sent(author: Author
         "dsml/api/apps/publish", json={"path": f"{folder}/big.ipynb", "title": f"Big {SUFFIX}"}
     )
     assert r.status_code == 413, r.text
-    assert "an app takes at most 20 MiB" in r.json()["message"]
+    assert "the limit is 20,971,520" in r.json()["message"]
     r = author.server.get("dsml/api/apps/environments", params={"path": f"{folder}/big.ipynb"})
     assert r.status_code == 200, r.text
     assert r.json()["default"] == "datascience"

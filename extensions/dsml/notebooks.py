@@ -191,7 +191,13 @@ def files_named_by(
         if cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
-        for value in literals(source if isinstance(source, str) else "".join(source)):
+        source = source if isinstance(source, str) else "".join(source)
+        # magics and shell lines (`%pip install x`, `!ls`) are not Python: blank them first
+        source = "".join(
+            "\n" if line.lstrip().startswith(("%", "!")) else line
+            for line in source.splitlines(True)
+        )
+        for value in literals(source):
             text = value.strip()
             if not text or "\n" in text or "\x00" in text or text.startswith(("/", "~")):
                 continue

@@ -26,15 +26,12 @@ User servers load it with `--ServerApp.jpserver_extensions=dsml.lab.apps=True`.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import base64
-import io
 import json
 import os
 import posixpath
-import stat
-import tokenize
+from pathlib import Path
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -45,6 +42,7 @@ from tornado import web
 from dsml import kernels
 from dsml.client import APPS, SCHEDULER, AsyncClient, service_api
 from dsml.exceptions import DsmlError
+from dsml.notebooks import files_named_by
 
 ROUTE = "dsml/api/apps"
 """Where the endpoints answer, under the server's base URL."""
@@ -100,106 +98,24 @@ class ServiceClient(AsyncClient):
 # the files a notebook names
 
 
-def _cell_text(cell: dict[str, Any]) -> str:
-    text = cell.get("source", "")
-    if isinstance(text, list):
-        text = "".join(str(part) for part in text)
-    return text if isinstance(text, str) else ""
-
-
-def string_literals(code: str) -> list[str]:
-    """The plain string literals of one code cell, in order; tolerant of IPython syntax.
-
-    Magic and shell lines (`%pip ...`, `!ls`) are blanked first; a cell that stops tokenizing
-    (an unclosed bracket, a cell magic's body) gives the literals found before that point.
-    """
-    lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines(True)]
-    found: list[str] = []
-    try:
-        for token in tokenize.generate_tokens(io.StringIO("".join(lines)).readline):
-            if token.type != tokenize.STRING:
-                continue
-            try:
-                value = ast.literal_eval(token.string)
-            except (ValueError, SyntaxError):
-                continue  # f-strings and the like: not a fixed path
-            if isinstance(value, str):
-                found.append(value)
-    except (tokenize.TokenError, SyntaxError):
-        pass
-    return found
-
-
-def _relative_candidate(text: str) -> str | None:
-    """`text` as a normalised relative POSIX path inside the folder, or None if it is not one."""
-    text = text.strip()
-    if not text or len(text) > 1024 or "\n" in text or "\0" in text or "://" in text:
-        return None
-    if text.startswith(("/", "~", "\\")) or (len(text) > 1 and text[1] == ":"):
-        return None
-    path = posixpath.normpath(text)
-    if path in (".", "") or path.startswith("../") or path == "..":
-        return None
-    return path
-
-
 def named_files(
     nb: dict[str, Any],
     folder: str,
     notebook_name: str,
-    allow_hidden: bool = False,
     max_files: int = MAX_FILES,
     max_bytes: int = MAX_BYTES,
 ) -> dict[str, bytes]:
-    """The files under `folder` the notebook's code cells name, by relative POSIX path.
+    """The files under `folder` the notebook's code names, by relative POSIX path, read.
 
-    Only regular files inside `folder` (no `..`, no symlink pointing out of it, no hidden path
-    segment unless `allow_hidden`, not the notebook itself). Refuses (PublishError 413) more than
-    `max_files` files or `max_bytes` bytes together, before reading any content.
+    The rule is `dsml.notebooks.files_named_by`, the same as `dsml publish`'s; beyond a limit
+    it is a PublishError 413 naming the count or size and the limit.
     """
-    root = os.path.realpath(folder)
-    sizes: dict[str, tuple[str, int]] = {}
-    for cell in nb.get("cells") or []:
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue
-        for literal in string_literals(_cell_text(cell)):
-            path = _relative_candidate(literal)
-            if path is None or path in sizes or path == notebook_name:
-                continue
-            if not allow_hidden and any(part.startswith(".") for part in path.split("/")):
-                continue
-            full = os.path.realpath(os.path.join(root, *path.split("/")))
-            if os.path.commonpath([root, full]) != root:
-                continue
-            try:
-                info = os.stat(full)
-            except (OSError, ValueError):
-                continue
-            if stat.S_ISREG(info.st_mode):
-                sizes[path] = (full, info.st_size)
-    if len(sizes) > max_files:
-        raise PublishError(
-            413,
-            f"{notebook_name} names {len(sizes)} files next to it; an app takes at most "
-            f"{max_files} (named: {', '.join(sorted(sizes)[: max_files + 5])})",
-        )
-    total = sum(size for _, size in sizes.values())
-    if total > max_bytes:
-        largest = sorted(sizes, key=lambda p: -sizes[p][1])[:3]
-        raise PublishError(
-            413,
-            f"the files {notebook_name} names hold {total / 1024 / 1024:.1f} MiB; an app takes "
-            f"at most {max_bytes / 1024 / 1024:.0f} MiB (largest: {', '.join(largest)})",
-        )
-    files: dict[str, bytes] = {}
-    for path, (full, _) in sorted(sizes.items()):
-        with open(full, "rb") as f:
-            files[path] = f.read(max_bytes + 1)
-    if sum(len(data) for data in files.values()) > max_bytes:  # grew while being read
-        raise PublishError(
-            413, f"the files {notebook_name} names grew past {max_bytes // 1024 // 1024} MiB"
-        )
-    return files
+    try:
+        found = files_named_by(nb, Path(folder), max_files, max_bytes)
+    except DsmlError as e:
+        raise PublishError(413, f"{notebook_name}: {e}") from None
+    found.pop(notebook_name, None)
+    return {rel: path.read_bytes() for rel, path in found.items()}
 
 
 # the service calls
@@ -394,7 +310,6 @@ class PublishHandler(AppsHandler):
                 nb,
                 folder,
                 posixpath.basename(path),
-                bool(getattr(cm, "allow_hidden", False)),
             )
             body = publish_body(request, json.loads(json.dumps(nb)), files)
             async with ServiceClient(APPS) as client:
