@@ -18,7 +18,7 @@ import httpx
 import pytest
 from test_apps import NOTEBOOKS, b64, publish, wait_for
 
-from conftest import Platform, hub_token
+from conftest import ROOT, Platform, hub_token
 
 APP_TIMEOUT = 120_000
 """Milliseconds a page waits for an app server to start and render (2 cores, shared)."""
@@ -243,3 +243,104 @@ def test_jupyterlab_servers_still_ask_for_consent(api, browser, platform: Platfo
     finally:
         hub.patch("shares/scientist/", json={"user": "stakeholder"})
         hub.close()
+
+
+CORPUS = ROOT / ".." / "shared" / "corpus" / "voila"
+"""Notebooks from Voila's own test suite (../shared/corpus/voila)."""
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus/voila is not beside the repo")
+@pytest.mark.parametrize(
+    "name, files, shows, hides",
+    [
+        ("print.ipynb", [], ["Hi Voilà!"], ["print('Hi '"]),
+        ("cwd.ipynb", ["file.txt"], ["Check for the cwd"], ["open('./file.txt')"]),
+        ("output.ipynb", [], ["in output", "hello world"], ["output1 = widgets"]),
+    ],
+)
+def test_voila_corpus_notebooks_render(
+    api, browser, platform: Platform, name: str, files: list[str], shows, hides
+) -> None:
+    nb = json.loads((CORPUS / name).read_text())
+    slug = "corpus-" + name.split(".")[0].replace("_", "-")
+    r = publish(
+        api["scientist"],
+        slug=slug,
+        notebook=nb,
+        environment="datascience",
+        files={f: b64((CORPUS / f).read_bytes()) for f in files},
+        share={"users": ["stakeholder"]},
+    )
+    assert r.status_code == 201, r.text
+    page = login(browser, platform, "stakeholder")
+    page.goto(platform.url + f"/services/apps/a/{slug}")
+    page.wait_for_url(re.compile(rf".*/user/scientist/app-{slug}/.*"), timeout=APP_TIMEOUT)
+    for text in shows:
+        page.wait_for_selector(f"text={text}", timeout=APP_TIMEOUT)
+    content = page.content()
+    for text in hides:
+        assert text not in content
+    page.context.close()
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus/voila is not beside the repo")
+def test_a_failing_corpus_notebook_is_clean_for_viewers(api, browser, platform: Platform) -> None:
+    nb = json.loads((CORPUS / "syntax_error.ipynb").read_text())
+    sci = api["scientist"]
+    r = publish(
+        sci,
+        slug="corpus-syntax-error",
+        notebook=nb,
+        environment="datascience",
+        share={"users": ["stakeholder"]},
+    )
+    assert r.status_code == 201, r.text
+    page = login(browser, platform, "stakeholder")
+    page.goto(platform.url + "/services/apps/a/corpus-syntax-error")
+    wait_for(
+        lambda: "failed" in page.inner_text("body") or "could not" in page.inner_text("body"),
+        seconds=120,
+        what="an error page",
+    )
+    text = page.inner_text("body")
+    assert "should not be executed" not in text
+    assert "SyntaxError" not in text and "Traceback" not in text
+    page.context.close()
+    log = wait_for(
+        lambda: (found := sci.get("apps/corpus-syntax-error/logs").json())["error"] and found,
+        what="the error reported to the owner",
+    )
+    assert "SyntaxError" in log["error"]
+
+
+def test_always_on_apps_stay_active_for_the_culler(api, platform: Platform) -> None:
+    sci, admin = api["scientist"], api["admin"]
+    r = publish(sci, slug="always-on", always_on=True)
+    assert r.status_code == 201, r.text
+    wait_for(
+        lambda: sci.get("apps/always-on/status").json()["state"] == "running",
+        seconds=120,
+        what="the always-on app running",
+    )
+    hub = httpx.Client(
+        base_url=platform.url + "/hub/api/",
+        headers={"Authorization": f"token {hub_token(platform, 'admin')}"},
+        timeout=30,
+    )
+
+    def last_activity() -> str:
+        return hub.get("users/scientist").json()["servers"]["app-always-on"]["last_activity"]
+
+    before = last_activity()
+    # nobody visits; the service reports it active every maintenance round (10 s)
+    later = wait_for(lambda: (now := last_activity()) > before and now, seconds=60, what="activity")
+    assert later > before
+    # and a stopped always-on app is started again
+    assert sci.post("apps/always-on/stop").status_code == 200
+    wait_for(
+        lambda: sci.get("apps/always-on/status").json()["state"] == "running",
+        seconds=120,
+        what="the always-on app started again",
+    )
+    hub.close()
+    assert admin.patch("apps/always-on", json={"always_on": False}).status_code == 200
