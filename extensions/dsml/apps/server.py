@@ -408,7 +408,7 @@ class Activity:
             return
         self._last_sent = time.monotonic()
         self._used = False
-        now = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+        now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
         body = {"servers": {self.server_name: {"last_activity": now}}, "last_activity": now}
         try:
             await AsyncHTTPClient().fetch(
@@ -431,7 +431,7 @@ class Activity:
 
 
 class AppHubOAuth(HubOAuth):
-    """HubOAuth whose cached answers serve only requests marked not fresh (Voila's static assets)."""
+    """HubOAuth whose cached answers serve only requests marked not fresh (static assets)."""
 
     def user_for_token(self, token, use_cache=True, session_id="", *, sync=True):  # type: ignore[no-untyped-def]
         """Ask the hub every time, except for requests that opted into the short cache."""
@@ -458,6 +458,20 @@ class GateIdentity(IdentityProvider):
 
     def validate_security(self, app: Any, ssl_options: Any = None) -> None:
         """The hub does the security here; nothing to warn about."""
+
+
+PLATFORM_LAB_EXTENSIONS = ("@jupyterlab/scheduler", "jupyter_scheduler", "@dsml/")
+"""JupyterLab extensions of the platform's own UI, installed beside Voila: not for app pages."""
+
+
+def page_config_hook(page_config: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Leave the platform's JupyterLab extensions out of app pages (they fail there, noisily)."""
+    page_config["federated_extensions"] = [
+        ext
+        for ext in page_config.get("federated_extensions", [])
+        if not str(ext.get("name", "")).startswith(PLATFORM_LAB_EXTENSIONS)
+    ]
+    return page_config
 
 
 def _clean_page(title: str, heading: str, text: str) -> str:
@@ -844,7 +858,15 @@ class AppServer(Voila):
                 log.info("closing the page of a viewer who lost access")
                 socket.close(4403, "access to this app was revoked")
                 self.sockets.discard(socket)
+                # the page's shutdown beacon will be refused now: free its kernel here
+                kernel_id = getattr(socket, "kernel_id", None)
+                if kernel_id and self.kernel_owners.pop(kernel_id, None) is not None:
+                    if kernel_id in self.kernel_manager:
+                        asyncio.ensure_future(self.kernel_manager.shutdown_kernel(kernel_id))
         self.activity.sockets = len(self.sockets)
+        # kernels culled or gone otherwise: forget who they were given to
+        for kernel_id in [k for k in self.kernel_owners if k not in self.kernel_manager]:
+            self.kernel_owners.pop(kernel_id, None)
 
     def listen(self) -> None:
         """Start the periodic jobs, then listen on the one port the hub gave (no retries)."""
@@ -881,7 +903,9 @@ def _title(args: argparse.Namespace, nb: dict[str, Any]) -> str:
     return str(title) if isinstance(title, str) and title.strip() else (args.slug or "App")
 
 
-def build_server(args: argparse.Namespace, token: str, tail: LogTail, reporter: Reporter) -> AppServer:
+def build_server(
+    args: argparse.Namespace, token: str, tail: LogTail, reporter: Reporter
+) -> AppServer:
     """Fetch or copy the bundle, then configure (not start) the Voila app server."""
     if not token:
         raise AppServerError("JUPYTERHUB_API_TOKEN is not set: the hub spawns this server")
@@ -922,6 +946,7 @@ def build_server(args: argparse.Namespace, token: str, tail: LogTail, reporter: 
     c.VoilaConfiguration.allow_template_override = "NO"
     c.VoilaConfiguration.allow_theme_override = "NO"
     c.VoilaConfiguration.extra_labextensions_path = labextensions
+    c.VoilaConfiguration.page_config_hook = page_config_hook
     c.VoilaExecutor.cell_error_instruction = ERROR_MARKER
     c.VoilaExecutor.cell_timeout_instruction = ERROR_MARKER
     # a viewer who closed the page without the beacon leaves an idle kernel: shut it down
@@ -985,7 +1010,11 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(e, SystemExit) and not e.code:
             raise
         message = str(e) if isinstance(e, AppServerError) else f"{type(e).__name__}: {e}"
-        log.error("the app server failed to start: %s", message, exc_info=not isinstance(e, AppServerError))
+        log.error(
+            "the app server failed to start: %s",
+            message,
+            exc_info=not isinstance(e, AppServerError),
+        )
         reporter.fail(f"the app server failed to start: {message}")
         reporter.post_now()
         sys.exit(1)

@@ -1,0 +1,1 @@
+"""The apps service: publish notebooks as Voila apps."""
