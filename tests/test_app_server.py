@@ -313,6 +313,22 @@ def test_viewer_moves_slider_and_sees_no_source(hub: Hub, viewer_page: Any) -> N
     assert min(times) < 5
 
 
+def test_callback_error_is_clean(hub: Hub, viewer_page: Any) -> None:
+    """A widget callback that raises: the viewer sees a plain message, the owner the error."""
+    page = viewer_page
+    open_app(page, hub.app_url("app-demo"))
+    page.wait_for_selector("#result")
+    page.focus(".widget-slider .noUi-handle, .widget-slider [role=slider]")
+    page.keyboard.press("Home")
+    page.wait_for_selector("text=This app hit an error", timeout=15_000)
+    assert "secret-callback-detail" not in page.content()
+    assert "Traceback" not in page.inner_text("body")
+    deadline = time.monotonic() + 10
+    while not hub.sink.errors("demo") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert any("secret-callback-detail" in e for e in hub.sink.errors("demo"))
+
+
 def test_anonymous_goes_to_login(hub: Hub) -> None:
     r = httpx.get(hub.app_url("app-demo"), follow_redirects=False)
     assert r.status_code == 302 and "/hub/api/oauth2/authorize" in r.headers["location"]

@@ -645,6 +645,67 @@ def message_type(message: str | bytes, subprotocol: str | None) -> str | None:
         return None
 
 
+VIEWER_ERROR = "This app hit an error; its owner has been told."
+_ERROR_OR_STDERR = re.compile(rb'"msg_type":\s*"(error|stream)"')
+
+
+def _split_v1(message: bytes) -> tuple[str, list[bytes]]:
+    count = int.from_bytes(message[:8], "little")
+    offsets = [int.from_bytes(message[8 * (i + 1) : 8 * (i + 2)], "little") for i in range(count)]
+    channel = message[offsets[0] : offsets[1]].decode()
+    return channel, [message[offsets[i] : offsets[i + 1]] for i in range(1, count - 1)]
+
+
+def _clean_content(kind: str, content: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """(content for the viewer or None to drop it, the error text for the owner)."""
+    if kind == "error":
+        text = "\n".join(content.get("traceback") or []) or (
+            f"{content.get('ename')}: {content.get('evalue')}"
+        )
+        clean = {"ename": "Error", "evalue": VIEWER_ERROR, "traceback": [VIEWER_ERROR]}
+        return clean, _ANSI.sub("", text).strip()[-4000:]
+    if kind == "stream" and content.get("name") == "stderr":
+        # warnings and errors printed by callbacks carry paths; Voila strips them from the
+        # rendered page too
+        log.info("app stderr: %s", str(content.get("text", ""))[:2000].rstrip())
+        return None, None
+    return content, None
+
+
+def clean_outgoing(
+    message: str | bytes, subprotocol: str | None
+) -> tuple[str | bytes | None, str | None]:
+    """A kernel message on its way to the viewer, without tracebacks or stderr.
+
+    Returns the message to send (None: drop it) and the error text to give the owner instead.
+    """
+    raw = message.encode() if isinstance(message, str) else message
+    if not _ERROR_OR_STDERR.search(raw[:4096]):
+        return message, None
+    try:
+        if subprotocol == BINARY_PROTOCOL and isinstance(message, bytes):
+            from jupyter_server.services.kernels.connection.base import serialize_msg_to_ws_v1
+
+            channel, parts = _split_v1(message)
+            kind = json.loads(parts[0])["msg_type"]
+            content, error = _clean_content(kind, json.loads(parts[3]))
+            if content is None:
+                return None, error
+            parts[3] = json.dumps(content).encode()
+            return serialize_msg_to_ws_v1(parts, channel), error
+        if isinstance(message, str):
+            msg = json.loads(message)
+            content, error = _clean_content(msg["header"]["msg_type"], msg.get("content") or {})
+            if content is None:
+                return None, error
+            msg["content"] = content
+            return json.dumps(msg), error
+    except Exception:
+        log.warning("dropped a kernel message that could not be checked", exc_info=True)
+        return None, None
+    return message, None
+
+
 class KernelSocketHandler(ViewerGate, VoilaKernelWebsocketHandler):
     """The page's own kernel websocket, filtered to what the page needs."""
 
@@ -674,6 +735,20 @@ class KernelSocketHandler(ViewerGate, VoilaKernelWebsocketHandler):
             return
         self.app_server.activity.touch()
         super().on_message(ws_message)
+
+    def write_message(  # type: ignore[override]
+        self, message: str | bytes | dict[str, Any], binary: bool = False
+    ) -> Any:
+        """Send kernel messages on, with errors cleaned (the owner gets the error text)."""
+        if isinstance(message, str | bytes):
+            cleaned, error = clean_outgoing(message, self.selected_subprotocol)
+            if error:
+                log.error("the notebook raised in a widget callback: %s", error.splitlines()[-1:])
+                self.app_server.reporter.fail(error)
+            if cleaned is None:
+                return None
+            message = cleaned
+        return super().write_message(message, binary)
 
     def on_close(self) -> None:
         """Forget the page."""
