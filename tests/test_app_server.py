@@ -193,7 +193,7 @@ def hub(env_datadir: DataDir, tmp_path_factory: pytest.TempPathFactory) -> Itera
     sink.start()
     sink.add(
         "demo",
-        bundle_bytes(NOTEBOOKS / "app_slider.ipynb", {"data/readme.txt": b"hello"}),
+        bundle_bytes(NOTEBOOKS / "app_slider.ipynb", {"data/readme.txt": b"bundle-file-read-ok"}),
         **{"X-Dsml-App-Version": "3", "X-Dsml-Kernel": "dsml-datascience"},
     )
     broken = tmp / "broken"
@@ -297,6 +297,7 @@ def test_viewer_moves_slider_and_sees_no_source(hub: Hub, viewer_page: Any) -> N
     page.wait_for_selector("#result", timeout=30_000)
     assert "square: 9" in page.inner_text("#result")
     assert "do-not-show-this-source" not in page.content()
+    assert "bundle-file-read-ok" in page.inner_text("body")  # the bundle's files, beside it
     page.focus(".widget-slider .noUi-handle, .widget-slider [role=slider]")
     page.keyboard.press("ArrowRight")
     page.wait_for_function(

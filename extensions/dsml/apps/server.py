@@ -1028,6 +1028,11 @@ def build_server(
     c.MappingKernelManager.cull_idle_timeout = args.cull_idle_seconds
     c.MappingKernelManager.cull_interval = 60
     c.Voila.identity_provider_class = GateIdentity
+    # kernels talk over unix sockets in the private folder, not loopback TCP ports that any
+    # local account could connect to
+    (base / "ipc").mkdir(mode=0o700)
+    c.KernelManager.transport = "ipc"
+    c.KernelManager.ip = str(base / "ipc" / "kernel")
 
     server = AppServer(config=c)
     server.workdir = base
