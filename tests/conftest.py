@@ -262,13 +262,32 @@ def running_platform(
         raise AssertionError("; ".join(problems) + f"\n{log.read_text()[-2000:]}")
 
 
+SESSION_SETTINGS: dict[str, object] = {
+    "apps": {
+        # apps as code: published by the apps service when it starts (tests/test_apps_browser.py)
+        "declared": [
+            {
+                "slug": "declared-squares",
+                "owner": "scientist",
+                "notebook": str(ROOT / "tests" / "notebooks" / "widget_slider.ipynb"),
+                "title": "Squares (declared)",
+                "description": "Declared in the settings file.",
+                "environment": "datascience",
+                "share": {"everyone": True},
+            }
+        ]
+    }
+}
+"""Settings of the session's platform beyond the test defaults."""
+
+
 @pytest.fixture(scope="session")
 def platform(env_datadir: DataDir, tmp_path_factory: pytest.TempPathFactory):
     """One platform for the whole session, started as `make up` starts it."""
     base = tmp_path_factory.mktemp("platform")
     MAIL.__init__()
     try:
-        with running_platform(base, base / "data") as running:
+        with running_platform(base, base / "data", settings=SESSION_SETTINGS) as running:
             yield running
     finally:
         MAIL.stop()

@@ -171,7 +171,9 @@ def test_a_user_cannot_read_another_users_files(analyst, browser, platform: Plat
 
 def test_stakeholder_cannot_start_jupyterlab(browser, platform: Platform) -> None:
     page = login(browser, platform, "stakeholder")
-    assert page.url.endswith("/hub/home"), page.url
+    # stakeholders land on the apps shared with them, not on a server they may not start
+    page.wait_for_url("**/services/apps/", timeout=30_000)
+    assert page.locator("#dsml-gallery").is_visible()
     response = page.goto(platform.url + "/hub/spawn")
     assert response.status == 403
     text = page.inner_text("body")

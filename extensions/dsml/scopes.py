@@ -54,7 +54,8 @@ SERVICE_USER_SCOPES = [
     f"access:services!service={APPS}",
 ]
 """What a token acting for its user needs of the platform's services: who they are, and access
-to the scheduler, the portal and the apps service. A scheduled run's token has exactly these (plus LAB_SCOPES)."""
+to the scheduler, the portal and the apps service. A scheduled run's token has exactly these
+(plus LAB_SCOPES)."""
 
 SERVER_TOKEN_SCOPES = [
     "access:servers!server",

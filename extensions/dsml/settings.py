@@ -127,6 +127,46 @@ SCHEMA: dict[str, Any] = {
             "items": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$"},
             "uniqueItems": True,
         },
+        "apps": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "max_files": {"type": "integer", "minimum": 0},
+                "max_bundle_bytes": {"type": "integer", "minimum": 1},
+                "preheated_kernels": {"type": "integer", "minimum": 0, "maximum": 16},
+                # apps as code: published when the apps service starts, kept in step
+                "declared": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["slug", "owner", "notebook", "title"],
+                        "properties": {
+                            "slug": {
+                                "type": "string",
+                                "pattern": "^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,25}$",
+                            },
+                            "owner": {"type": "string", "minLength": 1},
+                            "notebook": {"type": "string", "minLength": 1},
+                            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                            "description": {"type": "string", "maxLength": 2000},
+                            "environment": {"type": "string", "minLength": 1},
+                            "files": {"type": "array", "items": {"type": "string"}},
+                            "always_on": {"type": "boolean"},
+                            "share": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "users": {"type": "array", "items": {"type": "string"}},
+                                    "groups": {"type": "array", "items": {"type": "string"}},
+                                    "everyone": {"type": "boolean"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
     },
 }
 """JSON schema (draft 7) of the settings file."""
@@ -178,6 +218,12 @@ DEFAULTS: dict[str, Any] = {
     },
     "accounts": {"prefix": "dsml-"},
     "environments": ["python-minimal", "datascience"],
+    "apps": {
+        "max_files": 20,
+        "max_bundle_bytes": 20 * 1024 * 1024,
+        "preheated_kernels": 1,
+        "declared": [],
+    },
 }
 """Values used for every key the settings file leaves out."""
 

@@ -1,1 +1,1 @@
-"""The apps service: publish notebooks as Voila apps."""
+"""The apps service: publish notebooks as Voila apps, keep versions, share, serve, count use."""

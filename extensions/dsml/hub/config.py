@@ -17,8 +17,9 @@ from tornado.web import RedirectHandler
 
 from dsml import kernels, scopes
 from dsml import settings as settings_mod
-from dsml.client import PORTAL, SCHEDULER
+from dsml.client import APPS, PORTAL, SCHEDULER
 from dsml.datadir import ADMIN_TOKEN_SECRET, DataDir
+from dsml.hub.apps import NoConfirmClients
 from dsml.settings import GROUPS, LAB_GROUPS, platform_root
 from dsml.system_accounts import isolated
 from dsml.utils import write_atomic
@@ -29,6 +30,8 @@ ADMIN_SERVICE = "dsml-admin"
 SCHEDULER_SERVICE = SCHEDULER
 
 PORTAL_SERVICE = PORTAL
+
+APPS_SERVICE = APPS
 
 GROUP_DESCRIPTIONS = {
     "platform-admins": "Runs the platform: users, groups, environments, usage figures.",
@@ -56,8 +59,8 @@ _USER_SCOPES = [
     # the platform's own services (scheduler, apps, portal) check who asks through the hub
     "access:services",
     f"access:services!service={PORTAL_SERVICE}",
+    f"access:services!service={APPS_SERVICE}",
 ]
-
 
 def load_settings() -> dict[str, Any]:
     """Read the settings `dsml up` resolved (DSML_SETTINGS_JSON), else the settings file."""
@@ -170,6 +173,7 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
     c.JupyterHub.load_groups = {
         name: {"properties": {"description": GROUP_DESCRIPTIONS[name]}} for name in GROUPS
     }
+
     c.JupyterHub.custom_scopes = scopes.CUSTOM_SCOPES
     c.JupyterHub.load_roles = [
         {
@@ -212,6 +216,27 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
             "still exists and holds a role that lets them run jobs (users' and groups' roles).",
             "scopes": ["read:users:groups", "read:roles:users", "read:roles:groups"],
             "services": [SCHEDULER_SERVICE],
+        },
+        {
+            "name": APPS_SERVICE,
+            "description": "The apps service: it starts and stops app servers (app-<slug>) of "
+            "their owners, shares them with users and groups (so it must hold the access it "
+            "grants), checks that share targets exist and reads viewers' groups.",
+            "scopes": [
+                "servers",
+                "delete:servers",
+                "read:servers",
+                "access:servers",
+                "shares",
+                "read:shares",
+                "list:users",
+                "read:users:name",
+                "read:users:groups",
+                "read:groups:name",
+                # always-on apps: the service reports them active so the idle culler skips them
+                "users:activity",
+            ],
+            "services": [APPS_SERVICE],
         },
         {
             "name": PORTAL_SERVICE,
@@ -312,6 +337,7 @@ def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     ]
     services.append(scheduler_service(settings, datadir))
     services.append(portal_service(settings, datadir))
+    services.append(apps_service(settings, datadir))
     culler = settings["culler"]
     if culler["enabled"]:
         services.append(
@@ -328,6 +354,13 @@ def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
             }
         )
     c.JupyterHub.services = services
+    # the hub applies these over its own settings: services and app servers skip the consent
+    # page (why app servers may: dsml.hub.apps)
+    c.JupyterHub.tornado_settings = {
+        "oauth_no_confirm_list": NoConfirmClients(
+            f"service-{s['name']}" for s in services if s.get("oauth_no_confirm")
+        )
+    }
 
 
 def _port(variable: str) -> int:
@@ -406,6 +439,63 @@ def portal_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]
     }
 
 
+def apps_config_file(settings: dict[str, Any], datadir: DataDir) -> str:
+    """The apps service's settings as a JSON config file (like the scheduler's)."""
+    apps = settings["apps"]
+    config = {
+        "AppsApp": {
+            "data_dir": str(datadir.root / APPS_SERVICE),
+            "environments": list(settings["environments"]),
+            "public_url": os.environ.get("DSML_PUBLIC_URL", ""),
+            "max_files": apps["max_files"],
+            "max_bundle_bytes": apps["max_bundle_bytes"],
+            "declared_apps": list(apps["declared"]),
+            "root_dir": str(platform_root()),
+        }
+    }
+    path = datadir.root / APPS_SERVICE / "settings-config.json"
+    write_atomic(path, json.dumps(config, indent=1) + "\n", mode=0o600)
+    return str(path)
+
+
+def apps_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]:
+    """The apps service: publish, version, share and serve notebooks as Voila apps."""
+    environment = service_environment(APPS_SERVICE, JUPYTER_PATH=str(datadir.jupyter_data))
+    return {
+        "name": APPS_SERVICE,
+        "url": f"http://127.0.0.1:{_port('DSML_APPS_PORT')}",
+        "command": [
+            sys.executable,
+            "-m",
+            "dsml.apps",
+            f"--config-file={apps_config_file(settings, datadir)}",
+        ],
+        "oauth_no_confirm": True,
+        # the page's cookie says who the viewer is and which groups they are in (the gallery
+        # and the stable link check shares by group), and whether they administer apps
+        "oauth_client_allowed_scopes": [
+            "read:users:name!user",
+            "read:users:groups!user",
+            "admin-ui",
+            scopes.APPS_ADMIN,
+        ],
+        "display": False,
+        "environment": environment,
+    }
+
+
+def update_apps(c: Any, settings: dict[str, Any]) -> None:
+    """Apps are named servers `app-<slug>` of their owners, served by the apps service."""
+    c.JupyterHub.allow_named_servers = True
+    # the spawner runs only the app server for named servers (dsml.hub.spawner), and the apps
+    # service starts them: no limit per user beyond the apps they publish
+    c.JupyterHub.named_server_limit_per_user = 0
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    url = services[APPS_SERVICE]["url"]
+    c.DsmlLocalSpawner.apps_url = f"{url}/services/{APPS_SERVICE}/"
+    c.DsmlLocalSpawner.preheated_kernels = str(settings["apps"]["preheated_kernels"])
+
+
 def update_pages(c: Any, settings: dict[str, Any]) -> None:
     """Old hub URLs of pages that moved to the portal redirect to their new place."""
     base = settings["hub"]["base_url"].rstrip("/") + "/"
@@ -415,12 +505,12 @@ def update_pages(c: Any, settings: dict[str, Any]) -> None:
 
 
 def default_url(handler: Any) -> str:
-    """Send people who may not start JupyterLab (stakeholders) to the hub home, not a spawn."""
+    """Send people who may not start JupyterLab (stakeholders) to their apps, not a spawn."""
     user = handler.current_user
     base = handler.hub.base_url
     if user is not None and not any(g.name in LAB_GROUPS for g in user.groups):
         if not user.admin:
-            return base + "home"
+            return base.rstrip("/").rsplit("/", 1)[0] + f"/services/{APPS_SERVICE}/"
     return base + "spawn"
 
 
@@ -435,5 +525,6 @@ def update_all(c: Any, settings: dict[str, Any]) -> None:
     update_spawner(c, settings, datadir)
     update_roles(c, settings)
     update_services(c, settings, datadir)
+    update_apps(c, settings)
     update_pages(c, settings)
     c.JupyterHub.default_url = default_url

@@ -23,6 +23,7 @@ from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import List, Unicode
 
 from dsml.hub.accounts import SystemAccounts
+from dsml.hub.apps import is_app_server
 from dsml.hub.homes import seed_home
 from dsml.system_accounts import Account, account_name, drop_privileges, lookup
 
@@ -52,6 +53,19 @@ class DsmlLocalSpawner(SystemAccounts, LocalProcessSpawner):
         config=True,
         help="Settings file the server's `dsml check` reads (a copy without secrets).",
     )
+    apps_url = Unicode(
+        "",
+        config=True,
+        help="URL app servers reach the apps service at, e.g. http://127.0.0.1:8790/services/apps/.",
+    )
+    preheated_kernels = Unicode(
+        "1", config=True, help="Kernels an app server keeps started and rendered ahead of viewers."
+    )
+
+    @property
+    def is_app(self) -> bool:
+        """Whether this is an app server (a named server `app-<slug>`): it runs only Voila."""
+        return is_app_server(self.name or "")
 
     @property
     def home_dir(self) -> str:
@@ -92,7 +106,13 @@ class DsmlLocalSpawner(SystemAccounts, LocalProcessSpawner):
         return paths
 
     def get_args(self) -> list[str]:
-        """Curated kernels, Notebook Jobs on the scheduler service, --allow-root as root."""
+        """Curated kernels, Notebook Jobs on the scheduler service, --allow-root as root.
+
+        An app server takes no JupyterLab arguments: it reads what it needs from the hub's
+        environment (`dsml.apps.server`).
+        """
+        if self.is_app:
+            return [f"--pool-size={self.preheated_kernels}"]
         args = super().get_args()
         args += [
             "--ServerApp.kernel_spec_manager_class="
@@ -126,15 +146,33 @@ class DsmlLocalSpawner(SystemAccounts, LocalProcessSpawner):
     def get_env(self) -> dict[str, str]:
         """Put the curated kernelspecs first on JUPYTER_PATH."""
         env = super().get_env()
+        if self.is_app:
+            env["DSML_APPS_URL"] = self.apps_url
+            env["DSML_APP_SLUG"] = self.name[len("app-") :]
         if self.jupyter_data_dir:
             rest = env.get("JUPYTER_PATH") or os.environ.get("JUPYTER_PATH", "")
             env["JUPYTER_PATH"] = os.pathsep.join(p for p in (self.jupyter_data_dir, rest) if p)
         return env
 
     async def start(self):  # type: ignore[no-untyped-def]
-        """Make the account if needed, seed the home folder as it, then start the server."""
+        """Make the account if needed, seed the home folder as it, then start the server.
+
+        Named servers are for apps only: `app-<slug>` runs the app server, whatever the
+        request's options say (the consent page is skipped for these: see dsml.hub.apps).
+        """
         home = self.home_dir
+        if self.name and not self.is_app:
+            raise RuntimeError(
+                f"named servers are for apps (app-<slug>); {self.name!r} is not one: "
+                "use your default server for JupyterLab"
+            )
         account = await self.ensure_account(self.user.name)
+        if self.is_app:
+            if account is None:
+                Path(home).mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.user_options = {}
+            self.cmd = [sys.executable, "-m", "dsml.apps.server"]
+            return await super().start()
         if account is None:
             report = await asyncio.to_thread(
                 seed_home, Path(home), [Path(f) for f in self.seed_folders]

@@ -1,0 +1,244 @@
+"""Apps as people use them, in headless Chromium against the real platform.
+
+A data scientist publishes (through the API here; the JupyterLab command is
+test_lab_publish.py), a stakeholder signs in and opens the link: no consent page, no source,
+the slider works. Shares are enforced by the hub (403 for others, login for anonymous),
+revocation locks out at once, rollback serves the old version, a stopped app wakes on open,
+views are counted, a failing notebook shows viewers a clean page and its owner the error, and
+JupyterLab servers still ask for consent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import httpx
+import pytest
+from test_apps import NOTEBOOKS, b64, publish, wait_for
+
+from conftest import Platform, hub_token
+
+APP_TIMEOUT = 120_000
+"""Milliseconds a page waits for an app server to start and render (2 cores, shared)."""
+
+
+def login(browser, platform: Platform, name: str):  # type: ignore[no-untyped-def]
+    """A fresh browser context signed in as `name` through the login form."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(platform.url + "/hub/login")
+    page.fill("#username_input", name)
+    page.fill("#password_input", platform.password(name))
+    page.click("#login_submit")
+    page.wait_for_load_state()
+    return page
+
+
+@pytest.fixture(scope="module")
+def api(platform: Platform):
+    """Apps API clients of the scientist (owner) and the admin."""
+    clients = {
+        name: httpx.Client(
+            base_url=platform.url + "/services/apps/api/",
+            headers={"Authorization": f"token {hub_token(platform, name)}"},
+            timeout=120,
+        )
+        for name in ("scientist", "admin")
+    }
+    yield clients
+    for client in clients.values():
+        client.close()
+
+
+def result_text(page) -> str:  # type: ignore[no-untyped-def]
+    """The widget's output, once the app has rendered it."""
+    page.wait_for_selector("b.result", timeout=APP_TIMEOUT)
+    return page.inner_text("b.result")
+
+
+def open_app(page, platform: Platform, slug: str):  # type: ignore[no-untyped-def]
+    """Open the app's stable link and wait for its page (through the wake page if needed)."""
+    page.goto(platform.url + f"/services/apps/a/{slug}")
+    page.wait_for_url(re.compile(rf".*/user/scientist/app-{slug}/.*"), timeout=APP_TIMEOUT)
+    return result_text(page)
+
+
+def test_stakeholder_opens_the_app_moves_the_slider(api, browser, platform: Platform) -> None:
+    r = publish(
+        api["scientist"],
+        slug="squares",
+        description="Squares of n, for the stakeholders",
+        share={"groups": ["stakeholders"]},
+    )
+    assert r.status_code == 201, r.text
+    page = login(browser, platform, "stakeholder")
+    page.wait_for_url("**/services/apps/", timeout=30_000)
+    # the gallery lists it; the stakeholder clicks it as a person does
+    page.click("#dsml-shared .dsml-app[data-slug=squares] a.dsml-open")
+    page.wait_for_url(re.compile(r".*/user/scientist/app-squares/.*"), timeout=APP_TIMEOUT)
+    assert result_text(page) == "result: 9"
+    body = page.content()
+    assert "Authorize access" not in body
+    assert "SECRET_SOURCE_MARKER" not in body  # sources stripped
+    handle = page.locator(".noUi-handle").first
+    handle.focus()
+    handle.press("ArrowRight")
+    page.wait_for_function(
+        "document.querySelector('b.result').textContent === 'result: 16'", timeout=30_000
+    )
+    # what a viewer may not reach under the app's URL
+    base = page.url.split("/app-squares/")[0] + "/app-squares/"
+    for path in ("api/kernels", "api/contents", "api/sessions", "terminals", "tree", "lab"):
+        response = page.request.get(base + path, max_redirects=0)
+        assert response.status in (403, 404, 405), (path, response.status)
+    page.context.close()
+
+
+def test_others_are_refused_and_revocation_is_immediate(api, browser, platform: Platform) -> None:
+    sci = api["scientist"]
+    r = publish(sci, slug="for-analyst", share={"users": ["analyst"]})
+    assert r.status_code == 201, r.text
+    analyst = login(browser, platform, "analyst")
+    assert open_app(analyst, platform, "for-analyst") == "result: 9"
+    app_url = analyst.url
+    # a user it is not shared with: the hub refuses them at the app server
+    newcomer = login(browser, platform, "newcomer")
+    response = newcomer.goto(app_url)
+    assert response.status == 403
+    assert "SECRET_SOURCE_MARKER" not in newcomer.content()
+    newcomer.context.close()
+    # an anonymous visitor is sent to sign in
+    anonymous = browser.new_context().new_page()
+    anonymous.goto(app_url)
+    assert "/hub/login" in anonymous.url
+    anonymous.context.close()
+    # revoked: the analyst is out on the next request, despite caches
+    assert sci.delete("apps/for-analyst/shares/users/analyst").status_code == 200
+    response = analyst.goto(app_url)
+    assert response.status == 403
+    analyst.context.close()
+
+
+def test_rollback_serves_the_old_version(api, browser, platform: Platform) -> None:
+    sci = api["scientist"]
+    share = {"users": ["stakeholder"]}
+    v1 = publish(sci, slug="versions", files={"data/factor.txt": b64(b"1")}, share=share)
+    assert v1.status_code == 201, v1.text
+    v2 = publish(sci, slug="versions", files={"data/factor.txt": b64(b"10")})
+    assert v2.status_code == 201 and v2.json()["version"]["version"] == 2
+    page = login(browser, platform, "stakeholder")
+    assert open_app(page, platform, "versions") == "result: 90"
+    assert sci.post("apps/versions/rollback", json={"version": 1}).status_code == 200
+    assert open_app(page, platform, "versions") == "result: 9"
+    versions = [v["version"] for v in sci.get("apps/versions/versions").json()["versions"]]
+    assert versions == [2, 1]
+    page.context.close()
+
+
+def test_a_stopped_app_wakes_when_a_viewer_opens_it(api, browser, platform: Platform) -> None:
+    sci = api["scientist"]
+    r = publish(sci, slug="sleepy", share={"users": ["stakeholder"]})
+    assert r.status_code == 201, r.text
+    assert sci.post("apps/sleepy/stop").status_code == 200
+    wait_for(
+        lambda: sci.get("apps/sleepy/status").json()["state"] == "stopped",
+        what="app stopped",
+    )
+    page = login(browser, platform, "stakeholder")
+    page.goto(platform.url + "/services/apps/a/sleepy")
+    # the waiting page with live progress, then the app by itself
+    assert page.locator("#dsml-wake").count() == 1 or "/app-sleepy/" in page.url
+    page.wait_for_url(re.compile(r".*/user/scientist/app-sleepy/.*"), timeout=APP_TIMEOUT)
+    assert result_text(page) == "result: 9"
+    page.context.close()
+
+
+def test_views_and_unique_viewers_are_counted(api, browser, platform: Platform) -> None:
+    sci = api["scientist"]
+    r = publish(sci, slug="counted-visits", share={"users": ["stakeholder", "analyst"]})
+    assert r.status_code == 201, r.text
+    visits = {"stakeholder": 2, "analyst": 1}
+    for name, count in visits.items():
+        page = login(browser, platform, name)
+        for _ in range(count):
+            open_app(page, platform, "counted-visits")
+        page.context.close()
+    usage = wait_for(
+        lambda: (u := sci.get("apps/counted-visits/usage").json())["views"] >= 3 and u,
+        what="three views reported",
+    )
+    time.sleep(3)  # nothing more arrives late
+    usage = sci.get("apps/counted-visits/usage").json()
+    assert (usage["views"], usage["unique_viewers"]) == (3, 2)
+    assert usage["render_seconds_p50"] > 0
+    metrics = httpx.get(
+        platform.url + "/services/apps/metrics",
+        headers={"Authorization": sci.headers["Authorization"]},
+    ).text
+    assert 'dsml_app_views_total{app="counted-visits",version="1"} 3.0' in metrics
+    assert 'dsml_app_unique_viewers{app="counted-visits"} 2.0' in metrics
+
+
+def test_a_failing_notebook_shows_a_clean_page_and_tells_the_owner(
+    api, browser, platform: Platform
+) -> None:
+    sci = api["scientist"]
+    nb = json.loads((NOTEBOOKS / "app_raises.ipynb").read_text())
+    r = publish(sci, slug="broken", notebook=nb, share={"users": ["stakeholder"]})
+    assert r.status_code == 201, r.text
+    page = login(browser, platform, "stakeholder")
+    page.goto(platform.url + "/services/apps/a/broken")
+    page.wait_for_load_state()
+    wait_for(
+        lambda: "failed" in page.inner_text("body") or "could not" in page.inner_text("body"),
+        seconds=120,
+        what="an error page",
+    )
+    text = page.inner_text("body")
+    assert "Traceback" not in text and "/srv/secret" not in text and "ValueError" not in text
+    page.context.close()
+    log = wait_for(
+        lambda: (found := sci.get("apps/broken/logs").json())["error"] and found,
+        what="the error reported to the owner",
+    )
+    assert "ValueError" in log["error"] and "is missing" in log["error"]
+
+
+def test_the_declared_app_is_published_at_start(api, browser, platform: Platform) -> None:
+    found = wait_for(
+        lambda: (r := api["admin"].get("apps/declared-squares")).status_code == 200 and r.json(),
+        what="the declared app",
+    )
+    assert found["owner"] == "scientist" and found["managed"] is True
+    assert found["shared"]["everyone"] is True
+    # shared with everyone: a newcomer opens it
+    page = login(browser, platform, "newcomer")
+    page.goto(platform.url + "/services/apps/a/declared-squares")
+    page.wait_for_url(re.compile(r".*/user/scientist/app-declared-squares/.*"), timeout=APP_TIMEOUT)
+    assert result_text(page) == "result: 9"
+    page.context.close()
+
+
+def test_jupyterlab_servers_still_ask_for_consent(api, browser, platform: Platform) -> None:
+    token = hub_token(platform, "scientist")
+    headers = {"Authorization": f"token {token}"}
+    hub = httpx.Client(base_url=platform.url + "/hub/api/", headers=headers, timeout=120)
+    hub.post("users/scientist/server")
+    wait_for(
+        lambda: hub.get("users/scientist").json()["servers"].get("", {}).get("ready"),
+        seconds=120,
+        what="the scientist's JupyterLab",
+    )
+    r = hub.post("shares/scientist/", json={"user": "stakeholder"})
+    assert r.status_code == 200, r.text
+    try:
+        page = login(browser, platform, "stakeholder")
+        page.goto(platform.url + "/user/scientist/lab")
+        page.wait_for_load_state()
+        assert "Authorize access" in page.inner_text("body")
+        page.context.close()
+    finally:
+        hub.patch("shares/scientist/", json={"user": "stakeholder"})
+        hub.close()
