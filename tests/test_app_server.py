@@ -337,6 +337,11 @@ def test_anonymous_goes_to_login(hub: Hub) -> None:
     assert "/hub/login" in str(r.url)
     for path in ("api/kernels", "voila/static/voila.js", "api/kernels/x/channels"):
         assert httpx.get(hub.app_url("app-demo") + path).status_code == 403, path
+    # a token in a URL never reaches the server's log (its tail goes to the app's owner)
+    r = httpx.get(hub.app_url("app-demo") + "api/kernels?token=token-in-the-url-0123")
+    assert r.status_code == 403
+    time.sleep(0.5)
+    assert "token-in-the-url-0123" not in hub.log.read_text()
 
 
 def test_other_user_is_refused(hub: Hub, browser: Any) -> None:

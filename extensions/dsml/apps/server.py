@@ -100,6 +100,29 @@ _PAGE_VIEWER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
+_TASKS: set[asyncio.Future[Any]] = set()
+
+
+def _background(coro: Any) -> None:
+    """Run `coro` on the loop without waiting; keep a reference so it is not collected."""
+    task = asyncio.ensure_future(coro)
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """Access log without query strings (a `?token=` must not reach the log the owner reads)."""
+    status = handler.get_status()
+    level = log.info if status < 400 else log.warning if status < 500 else log.error
+    level(
+        "%d %s %s %.1fms",
+        status,
+        handler.request.method,
+        handler.request.path,
+        1000 * handler.request.request_time(),
+    )
+
+
 class AppServerError(Exception):
     """The app server cannot start: one line saying what was wrong."""
 
@@ -395,7 +418,7 @@ class Activity:
         """A viewer used the app: report now unless reported within the last minute."""
         self._used = True
         if time.monotonic() - self._last_sent >= ACTIVITY_SECONDS:
-            asyncio.ensure_future(self.send())
+            _background(self.send())
 
     async def tick(self) -> None:
         """Every minute: report while pages are open, when used since, or always when always-on."""
@@ -440,7 +463,24 @@ class AppHubOAuth(HubOAuth):
         )
 
 
-class OAuthCallbackHandler(HubOAuthCallbackHandler):
+class QuietLog:
+    """Errors logged without query strings or headers: the log's tail goes to the app's owner,
+    and tornado's own lines carry `?token=` / `?code=` and, for uncaught errors, the cookies."""
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Log method, path and message only."""
+        request = self.request  # type: ignore[attr-defined]
+        if isinstance(value, web.HTTPError):
+            if value.log_message:
+                message = value.log_message % value.args if value.args else value.log_message
+                log.warning(
+                    "%d %s %s: %s", value.status_code, request.method, request.path, message
+                )
+            return
+        log.error("error in %s %s", request.method, request.path, exc_info=(typ, value, tb))
+
+
+class OAuthCallbackHandler(QuietLog, HubOAuthCallbackHandler):
     """Completes the hub's OAuth for this server (`<prefix>oauth_callback`)."""
 
     def initialize(self, hub_auth: HubOAuth) -> None:
@@ -485,7 +525,7 @@ def _clean_page(title: str, heading: str, text: str) -> str:
     )
 
 
-class ViewerGate:
+class ViewerGate(QuietLog):
     """Mixin run before every handler: admits only hub users this server is shared with.
 
     Class attributes: `fresh` (ask the hub, skipping HubAuth's cache), `login_redirect` (an
@@ -813,6 +853,7 @@ class AppServer(Voila):
         km.allowed_message_types = sorted(ALLOWED_MESSAGE_TYPES)
         self._track_kernel_owners(km)
         settings["dsml_app_server"] = self
+        settings["log_function"] = log_request
         settings["login_url"] = self.hub_auth.login_url
         return settings
 
@@ -916,7 +957,7 @@ class AppServer(Voila):
         found = re.search(r'"kernelId":\s*"([0-9a-f-]{36})"', page)
         if found and found.group(1) in self.kernel_manager:
             self.kernel_owners.pop(found.group(1), None)
-            asyncio.ensure_future(self.kernel_manager.shutdown_kernel(found.group(1)))
+            _background(self.kernel_manager.shutdown_kernel(found.group(1)))
 
     async def recheck_sockets(self) -> None:
         """Close the websockets of viewers who lost access (a revoked share)."""
@@ -937,7 +978,7 @@ class AppServer(Voila):
                 kernel_id = getattr(socket, "kernel_id", None)
                 if kernel_id and self.kernel_owners.pop(kernel_id, None) is not None:
                     if kernel_id in self.kernel_manager:
-                        asyncio.ensure_future(self.kernel_manager.shutdown_kernel(kernel_id))
+                        _background(self.kernel_manager.shutdown_kernel(kernel_id))
         self.activity.sockets = len(self.sockets)
         # kernels culled or gone otherwise: forget who they were given to
         for kernel_id in [k for k in self.kernel_owners if k not in self.kernel_manager]:
