@@ -5,10 +5,11 @@ the app's bundle from the apps service (or takes `--bundle-dir`), unpacks it int
 folder and serves it with Voila in this process:
 
 - every handler (page, static files, websockets) admits only a signed-in hub user whose OAuth token
-  grants `JUPYTERHUB_OAUTH_ACCESS_SCOPES` (so shares and group shares work); revocation takes effect
-  on the next page, websocket or kernel request, and open websockets are re-checked every 20 s;
-- only the page, its assets, its own kernel's model and websocket, and Voila's kernel shutdown
-  beacon are served: no tree, no contents, sessions or terminals, no kernels REST API;
+  grants `JUPYTERHUB_OAUTH_ACCESS_SCOPES` (so the hub's shares decide); revocation takes effect on
+  the next page, websocket or kernel request, and open websockets are re-checked every 20 s;
+- only the page, its assets, its own kernel's model (GET, for the viewer it was given to) and
+  websocket, and Voila's kernel shutdown beacon are served: no tree, no contents, sessions or
+  terminals, no kernels REST API;
 - the page's kernel websocket lets through only widget comm messages and kernel info requests,
   never an `execute_request`;
 - kernels are preheated (a small pool, the notebook already run) so a viewer waits for no kernel;
@@ -16,6 +17,17 @@ folder and serves it with Voila in this process:
   with views (viewer, version, render time) and this process's log tail, batched every 2 s;
 - activity goes to the hub (at most once a minute, and every minute while a page is open or with
   `--always-on`) so the idle culler leaves an app in use alone.
+
+Options (each also read from an environment variable; the option wins):
+`--bundle-dir DIR` (DSML_APP_BUNDLE_DIR), `--kernel-name NAME` (DSML_APP_KERNEL), `--pool-size N`
+(DSML_APP_POOL_SIZE, default 1), `--always-on` (DSML_APP_ALWAYS_ON=1), `--title T`
+(DSML_APP_TITLE; else the notebook's metadata title, else the slug), `--apps-url URL`
+(DSML_APPS_URL), `--slug S` (DSML_APP_SLUG), `--cull-idle-seconds N`
+(DSML_APP_KERNEL_CULL_SECONDS, default 600). DSML_APP_VERSION names the version in --bundle-dir
+mode. From JupyterHub: JUPYTERHUB_API_TOKEN, JUPYTERHUB_API_URL, JUPYTERHUB_CLIENT_ID,
+JUPYTERHUB_SERVICE_PREFIX, JUPYTERHUB_SERVICE_URL, JUPYTERHUB_OAUTH_ACCESS_SCOPES,
+JUPYTERHUB_OAUTH_CALLBACK_URL, JUPYTERHUB_ACTIVITY_URL, JUPYTERHUB_SERVER_NAME (and JUPYTERHUB_HOST
+when the hub is on another host). The API token is removed from the environment the kernels get.
 """
 
 from __future__ import annotations
@@ -114,6 +126,8 @@ def log_request(handler: web.RequestHandler) -> None:
     """Access log without query strings (a `?token=` must not reach the log the owner reads)."""
     status = handler.get_status()
     level = log.info if status < 400 else log.warning if status < 500 else log.error
+    if status < 400 and "/voila/" in handler.request.path:
+        level = log.debug  # Voila's own assets: noise in the tail the owner reads
     level(
         "%d %s %s %.1fms",
         status,
@@ -131,7 +145,7 @@ class AppServerError(Exception):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options; each falls back to its environment variable (see the module docs)."""
+    """Command-line options; each falls back to its environment variable (module docstring)."""
     env = os.environ
     p = argparse.ArgumentParser(
         prog="python -m dsml.apps.server", description="Serve one published notebook with Voila."
@@ -377,7 +391,7 @@ class Reporter:
                 self._error_sent = True
         except Exception as e:
             # the views are lost rather than kept forever: reporting must never pile up
-            log.debug("could not report events to %s: %s", self.url, e)
+            log.warning("could not report events to the apps service: %s", e)
         finally:
             self._busy = False
 
