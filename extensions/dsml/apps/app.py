@@ -90,6 +90,7 @@ class AppsApp(ServiceApp):
         self.public_prefix = (self.public_url or "").rstrip("/") + self.service_prefix
         self.start_attempts: dict[str, float] = {}
         self._tasks: list[asyncio.Task] = []
+        self._starting: set[asyncio.Future] = set()
 
     def handlers(self) -> list[Route]:
         """Pages, apps and versions, shares, servers and usage."""
@@ -331,6 +332,12 @@ class AppsApp(ServiceApp):
                 self.store.set_log, app["slug"], None, f"could not start: {e.message}"
             )
             return STOPPED
+
+    def start_in_background(self, app: dict[str, Any]) -> None:
+        """Start the app's server without waiting for the hub's answer."""
+        task = asyncio.ensure_future(self.start_server(app))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
 
     async def wait_state(self, owner: str, server: str, states: set[str], seconds: float) -> str:
         """Poll the hub until the server is in one of `states` (or the time is up)."""

@@ -62,6 +62,7 @@ _USER_SCOPES = [
     f"access:services!service={APPS_SERVICE}",
 ]
 
+
 def load_settings() -> dict[str, Any]:
     """Read the settings `dsml up` resolved (DSML_SETTINGS_JSON), else the settings file."""
     resolved = os.environ.get("DSML_SETTINGS_JSON")

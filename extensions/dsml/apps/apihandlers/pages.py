@@ -71,8 +71,10 @@ class OpenHandler(PageHandler):
             self.redirect(status["url"])
             return
         if status["state"] not in ("starting",):
-            await app.start_server(found)
-            status = await app.status(found)
+            # the hub answers a start only when the server is up or after its slow-spawn
+            # timeout: start in the background and show the live waiting page now
+            app.start_in_background(found)
+            status = {**status, "state": "starting", "message": "Starting the app…"}
         self.finish(
             self.render_template("wake.html", app=self.app_model(found), status=status, slug=slug)
         )
