@@ -344,3 +344,30 @@ def test_always_on_apps_stay_active_for_the_culler(api, platform: Platform) -> N
     )
     hub.close()
     assert admin.patch("apps/always-on", json={"always_on": False}).status_code == 200
+
+
+def test_the_owner_page_rolls_back_and_shares_by_clicking(api, browser, platform: Platform) -> None:
+    sci = api["scientist"]
+    assert publish(sci, slug="owner-page", files={"data/factor.txt": b64(b"1")}).status_code == 201
+    assert publish(sci, slug="owner-page", files={"data/factor.txt": b64(b"5")}).status_code == 201
+    page = login(browser, platform, "scientist")
+    page.goto(platform.url + "/services/apps/manage/owner-page")
+    assert page.locator("#dsml-versions tr[data-version]").count() == 2
+    # serve version 1 again, as the owner does it: the button on its row
+    page.click("#dsml-versions tr[data-version='1'] button.dsml-rollback")
+    page.wait_for_selector("#dsml-versions tr[data-version='1'] .badge", timeout=60_000)
+    assert sci.get("apps/owner-page").json()["current_version"] == 1
+    # share with a group: pick it, type its name, press Share
+    page.select_option("#dsml-share-kind", "groups")
+    page.fill("#dsml-share-name", "stakeholders")
+    page.click("#dsml-share-form button[type=submit]")
+    page.wait_for_selector("#dsml-shares li:has-text('group stakeholders')", timeout=30_000)
+    # a group that does not exist: the page says so, nothing is shared
+    page.fill("#dsml-share-name", "no-such-group")
+    page.click("#dsml-share-form button[type=submit]")
+    page.wait_for_selector('#dsml-result:has-text("no such group")', timeout=30_000)
+    assert sci.get("apps/owner-page/shares").json()["groups"] == ["stakeholders"]
+    # remove it again with its button
+    page.click("#dsml-shares li:has-text('group stakeholders') button.dsml-unshare")
+    page.wait_for_selector("#dsml-shares li:has-text('nobody yet')", timeout=30_000)
+    page.context.close()
