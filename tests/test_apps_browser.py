@@ -52,6 +52,14 @@ def api(platform: Platform):
         client.close()
 
 
+def body_text(page) -> str:  # type: ignore[no-untyped-def]
+    """The page's text now, or "" while it is between two pages."""
+    try:
+        return page.inner_text("body", timeout=5_000)
+    except Exception:
+        return ""
+
+
 def result_text(page) -> str:  # type: ignore[no-untyped-def]
     """The widget's output, once the app has rendered it."""
     page.wait_for_selector("b.result", timeout=APP_TIMEOUT)
@@ -60,7 +68,7 @@ def result_text(page) -> str:  # type: ignore[no-untyped-def]
 
 def open_app(page, platform: Platform, slug: str):  # type: ignore[no-untyped-def]
     """Open the app's stable link and wait for its page (through the wake page if needed)."""
-    page.goto(platform.url + f"/services/apps/a/{slug}")
+    page.goto(platform.url + f"/services/apps/a/{slug}", wait_until="commit")
     page.wait_for_url(re.compile(rf".*/user/scientist/app-{slug}/.*"), timeout=APP_TIMEOUT)
     return result_text(page)
 
@@ -147,7 +155,7 @@ def test_a_stopped_app_wakes_when_a_viewer_opens_it(api, browser, platform: Plat
         what="app stopped",
     )
     page = login(browser, platform, "stakeholder")
-    response = page.goto(platform.url + "/services/apps/a/sleepy")
+    response = page.goto(platform.url + "/services/apps/a/sleepy", wait_until="commit")
     # the waiting page with live progress, then the app by itself
     assert 'id="dsml-wake"' in response.text()
     page.wait_for_url(re.compile(r".*/user/scientist/app-sleepy/.*"), timeout=APP_TIMEOUT)
@@ -189,10 +197,10 @@ def test_a_failing_notebook_shows_a_clean_page_and_tells_the_owner(
     r = publish(sci, slug="broken", notebook=nb, share={"users": ["stakeholder"]})
     assert r.status_code == 201, r.text
     page = login(browser, platform, "stakeholder")
-    page.goto(platform.url + "/services/apps/a/broken")
+    page.goto(platform.url + "/services/apps/a/broken", wait_until="commit")
     page.wait_for_load_state()
     wait_for(
-        lambda: "failed" in page.inner_text("body") or "could not" in page.inner_text("body"),
+        lambda: "failed" in body_text(page) or "could not" in body_text(page),
         seconds=120,
         what="an error page",
     )
@@ -215,7 +223,7 @@ def test_the_declared_app_is_published_at_start(api, browser, platform: Platform
     assert found["shared"]["everyone"] is True
     # shared with everyone: a newcomer opens it
     page = login(browser, platform, "newcomer")
-    page.goto(platform.url + "/services/apps/a/declared-squares")
+    page.goto(platform.url + "/services/apps/a/declared-squares", wait_until="commit")
     page.wait_for_url(re.compile(r".*/user/scientist/app-declared-squares/.*"), timeout=APP_TIMEOUT)
     assert result_text(page) == "result: 9"
     page.context.close()
@@ -273,7 +281,7 @@ def test_voila_corpus_notebooks_render(
     )
     assert r.status_code == 201, r.text
     page = login(browser, platform, "stakeholder")
-    page.goto(platform.url + f"/services/apps/a/{slug}")
+    page.goto(platform.url + f"/services/apps/a/{slug}", wait_until="commit")
     page.wait_for_url(re.compile(rf".*/user/scientist/app-{slug}/.*"), timeout=APP_TIMEOUT)
     for text in shows:
         page.wait_for_selector(f"text={text}", timeout=APP_TIMEOUT)
@@ -296,9 +304,9 @@ def test_a_failing_corpus_notebook_is_clean_for_viewers(api, browser, platform: 
     )
     assert r.status_code == 201, r.text
     page = login(browser, platform, "stakeholder")
-    page.goto(platform.url + "/services/apps/a/corpus-syntax-error")
+    page.goto(platform.url + "/services/apps/a/corpus-syntax-error", wait_until="commit")
     wait_for(
-        lambda: "failed" in page.inner_text("body") or "could not" in page.inner_text("body"),
+        lambda: "failed" in body_text(page) or "could not" in body_text(page),
         seconds=120,
         what="an error page",
     )

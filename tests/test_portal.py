@@ -61,6 +61,7 @@ def test_health_detail_needs_the_scope(platform: Platform, tokens: dict[str, str
         "hub",
         "database",
         "proxy",
+        "service:apps",
         "service:idle-culler",
         "service:portal",
         "service:scheduler",
