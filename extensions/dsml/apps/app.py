@@ -314,6 +314,7 @@ class AppsApp(ServiceApp):
         """Start the app's server, or restart it so it serves the current version."""
         server = server_name(app["slug"])
         if restart:
+            self.start_attempts.pop(app["slug"], None)
             state = (await self.hub.server(app["owner"], server))["state"]
             if state == STOPPED:
                 return STOPPED
@@ -323,7 +324,7 @@ class AppsApp(ServiceApp):
 
     async def start_server(self, app: dict[str, Any]) -> str:
         """Start the app's server (running or starting already is fine)."""
-        self.start_attempts[app["slug"]] = time.time()
+        self.start_attempts.setdefault(app["slug"], time.time())
         try:
             return await self.hub.start(app["owner"], server_name(app["slug"]))
         except ApiError as e:
@@ -360,6 +361,9 @@ class AppsApp(ServiceApp):
             "stopping": "The app is stopping…",
             STOPPED: "The app is not running.",
         }.get(state, state)
+        if state == RUNNING:
+            # it came up: a later stop is not a failed start
+            self.start_attempts.pop(app["slug"], None)
         attempted = self.start_attempts.get(app["slug"])
         failed = bool(
             state == STOPPED
@@ -376,6 +380,11 @@ class AppsApp(ServiceApp):
             "message": message,
             "url": self.hub.server_url(app["owner"], server),
         }
+
+    async def stop_server(self, app: dict[str, Any]) -> None:
+        """Stop the app's server (an owner's stop is not a failed start)."""
+        self.start_attempts.pop(app["slug"], None)
+        await self.hub.stop(app["owner"], server_name(app["slug"]))
 
     async def delete(self, app: dict[str, Any]) -> None:
         """Stop and forget the server (its shares go with it), then the app and its bundles."""

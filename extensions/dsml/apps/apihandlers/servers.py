@@ -30,9 +30,7 @@ class StopHandler(AppsHandler):
         """Stop it; answer its status."""
         found = await self.app_for(slug, change=True)
         app = self.service_app
-        from dsml.apps.models import server_name
-
-        await app.hub.stop(found["owner"], server_name(slug))
+        await app.stop_server(found)
         self.write_json(await app.status(found))
 
 
