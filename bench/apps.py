@@ -220,8 +220,10 @@ def visit(client: httpx.Client, url: str, deadline: float = 180, poll: float = 0
         if not xsrf:  # plain Voila sets none; the page's JavaScript makes one, as we do here
             xsrf = uuid.uuid4().hex
             client.cookies.set("_xsrf", xsrf, domain=r.url.host, path=base)
-        url = f"{r.url.scheme}://{r.url.netloc.decode()}{base}api/kernels/{kernel}"
-        closed = client.delete(url, headers={"X-XSRFToken": xsrf}, timeout=10).status_code
+        # Voila's page sends this beacon when it is closed (both Voila and the app server
+        # serve it); DELETE api/kernels/ID is refused by the app server (viewers may not)
+        url = f"{r.url.scheme}://{r.url.netloc.decode()}{base}voila/api/shutdown/{kernel}"
+        closed = client.post(url, headers={"X-XSRFToken": xsrf}, timeout=10).status_code
     except httpx.HTTPError as e:
         closed = type(e).__name__
     return {
