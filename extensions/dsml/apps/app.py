@@ -139,6 +139,18 @@ class AppsApp(ServiceApp):
         """Only the owner or an apps admin edits, shares, publishes, stops or deletes."""
         return user.get("name") == app["owner"] or scopes.has_scope(user, scopes.APPS_ADMIN)
 
+    async def make_bundle(self, body: dict[str, Any]) -> bundles.Bundle:
+        """Check a publish request's notebook and files and build its bundle (off the loop)."""
+        return await self.run_blocking(
+            lambda: bundles.make_bundle(
+                body,
+                self.environment_names(),
+                self.current_versions(),
+                max_files=self.max_files,
+                max_bytes=self.max_bundle_bytes,
+            )
+        )
+
     async def check_share_targets(self, users: list[str], groups: list[str]) -> None:
         """Every named user and group exists in the hub (BadRequest naming the first missing)."""
         for name in users:
@@ -171,15 +183,7 @@ class AppsApp(ServiceApp):
 
         if not SLUG_RULE.match(slug):
             raise BadRequest(f"slug {slug!r} is not allowed: use {SLUG_HELP}")
-        bundle = await self.run_blocking(
-            lambda: bundles.make_bundle(
-                body,
-                self.environment_names(),
-                self.current_versions(),
-                max_files=self.max_files,
-                max_bytes=self.max_bundle_bytes,
-            )
-        )
+        bundle = await self.make_bundle(body)
         await self.run_blocking(self.bundles.save, bundle)
         notebook_path = body.get("notebook_path") or ""
         if not isinstance(notebook_path, str) or len(notebook_path) > 1024:
@@ -452,15 +456,7 @@ class AppsApp(ServiceApp):
             app = None
         if app is not None:
             current = await self.store.run(self.store.version, slug, None)
-            bundle = await self.run_blocking(
-                lambda: bundles.make_bundle(
-                    body,
-                    self.environment_names(),
-                    self.current_versions(),
-                    max_files=self.max_files,
-                    max_bytes=self.max_bundle_bytes,
-                )
-            )
+            bundle = await self.make_bundle(body)
             if bundle.sha256 == current["sha256"] and app["owner"] == spec["owner"]:
                 fields = parse_app_fields(body, partial=True)
                 await self.store.run(self.store.update, slug, fields)

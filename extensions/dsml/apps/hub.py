@@ -51,12 +51,8 @@ class HubApps:
 
     async def check_user(self, name: str) -> None:
         """BadRequest naming the user when the hub has no such user."""
-        try:
-            await self.client.request("GET", f"users/{quote(name, safe='')}")
-        except ApiError as e:
-            if e.status == 404:
-                raise BadRequest(f"cannot share with user {name!r}: no such user") from None
-            raise
+        if not await self.user_exists(name):
+            raise BadRequest(f"cannot share with user {name!r}: no such user")
 
     async def check_group(self, name: str) -> None:
         """BadRequest naming the group when the hub has no such group."""

@@ -153,24 +153,6 @@ class LogTail(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-def app_dict(app: App, shares: list[Share], public_prefix: str) -> dict[str, Any]:
-    """An app as the API shows it."""
-    return {
-        "slug": app.slug,
-        "owner": app.owner,
-        "title": app.title,
-        "description": app.description,
-        "current_version": app.current_version,
-        "always_on": app.always_on,
-        "managed": app.managed,
-        "created": iso(app.created_at),
-        "updated": iso(app.updated_at),
-        "server": server_name(app.slug),
-        "url": f"{public_prefix}a/{app.slug}",
-        "shared": shares_dict(shares),
-    }
-
-
 def shares_dict(shares: list[Share]) -> dict[str, Any]:
     """Shares as the API shows them: users, groups, and whether everyone may open it."""
     return {
