@@ -227,14 +227,11 @@ class AppsApp(ServiceApp):
         base = slugify(title) or "app"
         candidate = base
         n = 2
-        while True:
-            try:
-                self.store.get_app(candidate)
-            except Exception:
-                return candidate
+        while self.store.find_app(candidate) is not None:
             suffix = f"-{n}"
             candidate = base[: MAX_SLUG - len(suffix)].rstrip("-") + suffix
             n += 1
+        return candidate
 
     async def add_shares(self, app: dict[str, Any], share: dict[str, Any]) -> dict[str, Any]:
         """Grant the hub shares and record them (the server must exist in the hub first).
@@ -450,10 +447,7 @@ class AppsApp(ServiceApp):
             raise BadRequest(f"its owner {spec['owner']!r} is not a user (yet)")
         body = await self.run_blocking(declared_body, spec, Path(self.root_dir))
         slug = spec["slug"]
-        try:
-            app = await self.store.run(self.store.get_app, slug)
-        except Exception:
-            app = None
+        app = await self.store.run(self.store.find_app, slug)
         if app is not None:
             current = await self.store.run(self.store.version, slug, None)
             bundle = await self.make_bundle(body)

@@ -68,6 +68,12 @@ class Store(SQLStore):
         with Session(self.engine) as s:
             return self._record(s, self._app(s, slug))
 
+    def find_app(self, slug: str) -> dict[str, Any] | None:
+        """One app with its shares, or None when there is none."""
+        with Session(self.engine) as s:
+            app = s.scalars(select(App).where(App.slug == slug)).first()
+            return self._record(s, app) if app is not None else None
+
     def list_apps(self, owner: str | None = None) -> list[dict[str, Any]]:
         """Every app (or one owner's), newest first."""
         query = select(App).order_by(App.updated_at.desc(), App.id.desc())

@@ -40,10 +40,7 @@ class AppsListHandler(AppsHandler):
         owner = user["name"]
         slug = body.get("slug")
         if isinstance(slug, str) and slug:
-            try:
-                existing = await app.store.run(app.store.get_app, slug)
-            except Exception:
-                existing = None
+            existing = await app.store.run(app.store.find_app, slug)
             # an apps admin may publish a new version of someone else's app
             if existing and existing["owner"] != owner and self.has_scope(APPS_ADMIN):
                 owner = existing["owner"]
