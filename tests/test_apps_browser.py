@@ -288,6 +288,12 @@ def test_voila_corpus_notebooks_render(
     content = page.content()
     for text in hides:
         assert text not in content
+    if name == "output.ipynb":
+        # opened again at once, the page finds the pool's kernel still running the notebook:
+        # Voila alone then left about one page in six hanging on an Output cell
+        for _ in range(6):
+            page.reload(wait_until="commit", timeout=APP_TIMEOUT)
+            page.wait_for_selector("text=hello world", timeout=APP_TIMEOUT)
     page.context.close()
 
 

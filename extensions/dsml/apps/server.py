@@ -56,6 +56,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_server.auth.identity import IdentityProvider, User
 from jupyter_server.base.handlers import FileFindHandler
 from jupyter_server.utils import url_path_join
@@ -65,6 +67,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httputil import url_concat
 from tornado.ioloop import PeriodicCallback
+from traitlets import Type
 from traitlets.config import Config
 from voila.app import Voila
 from voila.request_info_handler import RequestInfoSocketHandler
@@ -110,6 +113,10 @@ _PAGE_VIEWER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "dsml_app_page_viewer", default=None
 )
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# Voila's lab template links Font Awesome from a CDN: a viewer's browser would ask a third party
+# for it on every open, and on a network without one it waits for the stylesheet. The page's own
+# bundle (voila.js) already carries Font Awesome, so the links go.
+_CDN_LINK = re.compile(r'<link\b[^>]*\bhref="https?://[^"]*"[^>]*>', re.IGNORECASE)
 
 
 _TASKS: set[asyncio.Future[Any]] = set()
@@ -306,6 +313,47 @@ def set_kernel(notebook: Path, kernel_name: str) -> tuple[dict[str, Any], list[s
 
 
 # --------------------------------------------------------------------------- log, events, activity
+
+
+POLL_SLICE_MS = 100
+"""How long the notebook's runner waits on a kernel socket before it looks again."""
+
+
+class SteadyChannel(AsyncZMQSocketChannel):
+    """A kernel channel whose wait for a message cannot miss one that has arrived.
+
+    A ZeroMQ socket tells asyncio about new messages by an edge-triggered descriptor. nbclient
+    sends the Output widget's updates on the shell socket while it waits on that same socket for
+    the cell's reply, and a send can take the edge the reply raised: the wait then never wakes,
+    though the kernel is idle with the reply delivered. Measured with Voila alone on the corpus
+    notebook `output.ipynb`, up to one page in two hung that way. Waiting in short slices, each
+    starting with a real check of the socket, picks such a reply up within POLL_SLICE_MS.
+    """
+
+    async def get_msg(self, timeout: float | None = None) -> dict[str, Any]:  # type: ignore[override]
+        """The next message, waiting up to `timeout` seconds (None: for ever); Empty if none."""
+        from queue import Empty
+
+        assert self.socket is not None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if await self.socket.poll(0):
+                return await self._recv()
+            wait = POLL_SLICE_MS
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Empty
+                wait = min(wait, max(1, int(left * 1000)))
+            if await self.socket.poll(wait):
+                return await self._recv()
+
+
+class SteadyKernelClient(AsyncKernelClient):
+    """The client Voila's notebook runner gets: SteadyChannel for shell and IOPub."""
+
+    shell_channel_class = Type(SteadyChannel)  # type: ignore[assignment]
+    iopub_channel_class = Type(SteadyChannel)  # type: ignore[assignment]
 
 
 class LogTail(logging.Handler):
@@ -601,6 +649,14 @@ class ViewerGate(QuietLog):
         return self.app_server.kernel_owners.get(kernel_id) == viewer.get("name")
 
 
+def _finished(pool_item: Any) -> bool:
+    """Whether a Voila pool entry has its kernel up and its notebook run to the end."""
+    if not pool_item.done() or pool_item.cancelled() or pool_item.exception() is not None:
+        return False
+    render = pool_item.result().get("task")
+    return render is not None and render.done()
+
+
 def gated(cls: type, *, fresh: bool = True, login_redirect: bool = False) -> type:
     """`cls` behind the ViewerGate."""
     return type(
@@ -617,6 +673,28 @@ class AppPageHandler(ViewerGate, TornadoVoilaHandler):
     """The app's page: rendered whole (from a preheated kernel), or a clean error page."""
 
     login_redirect = True
+
+    def should_use_rendered_notebook(  # type: ignore[override]
+        self,
+        notebook_data: dict[str, Any],
+        pool_size: int,
+        template_name: str,
+        theme: str,
+        request_args: dict[str, Any],
+    ) -> bool:
+        """Take a preheated kernel only when its notebook has finished running.
+
+        Voila 0.5 otherwise hands the viewer the pool's head even while it is still starting
+        (the refill after the last viewer) and finishes the run in the viewer's request: viewers
+        arriving together then queue one behind the other on the refill. A page that finds no
+        finished kernel starts its own, as plain Voila does, and the pool refills beside it.
+        """
+        if not super().should_use_rendered_notebook(
+            notebook_data, pool_size, template_name, theme, request_args
+        ):
+            return False
+        pool = getattr(self.kernel_manager, "_pools", {}).get(self.notebook_path) or []
+        return bool(pool) and _finished(pool[0])
 
     async def get(self, path: str | None = None) -> None:  # type: ignore[override]
         """Render the notebook for this viewer and count the view."""
@@ -638,7 +716,7 @@ class AppPageHandler(ViewerGate, TornadoVoilaHandler):
             raise web.HTTPError(500) from e
         finally:
             _PAGE_VIEWER.reset(marker)
-        page = "".join(chunks)
+        page = _CDN_LINK.sub("", "".join(chunks))
         if ERROR_MARKER in page:
             server.failed_render(page)
             raise web.HTTPError(500, "the notebook raised")
@@ -1084,10 +1162,11 @@ def build_server(
     c.MappingKernelManager.cull_interval = 60
     c.Voila.identity_provider_class = GateIdentity
     # kernels talk over unix sockets in the private folder, not loopback TCP ports that any
-    # local account could connect to
-    (base / "ipc").mkdir(mode=0o700)
+    # local account could connect to. No shared `ip` prefix: jupyter_client numbers a prefix's
+    # sockets by the files already there, so kernels started together would take the same
+    # sockets; each kernel's prefix is its own connection file's name (0700 folder below base)
     c.KernelManager.transport = "ipc"
-    c.KernelManager.ip = str(base / "ipc" / "kernel")
+    c.AsyncKernelManager.client_class = "dsml.apps.server.SteadyKernelClient"
 
     server = AppServer(config=c)
     server.workdir = base
