@@ -1,22 +1,38 @@
-"""Write ``sales.csv``: two years of made-up daily sales, the same file on every run.
+"""Write the shared notebooks' data sets, the same files on every run.
 
-The shared and training notebooks read this file, so it is committed next to this script. It is
-synthetic (no customer data ever lands in the repository) but shaped like the real thing: a yearly
-season, a small upward trend, quieter weekends, regions of different size and occasional discounts.
+The shared and training notebooks read these files, so they are committed next to this script.
+They are synthetic (no customer data ever lands in the repository) but shaped like the real thing:
 
-Run ``python generate.py`` from any folder to rewrite ``sales.csv`` beside this script, or pass
-another output path. Only the standard library is used, and its seeded ``random.Random`` gives the
-same numbers on every Python 3 release, so a re-run reproduces the committed file byte for byte.
+* ``sales.csv``: two years of daily sales (a yearly season, a small upward trend, quieter weekends,
+  regions of different size and occasional discounts), written by this module;
+* ``survey.csv``: job seekers' True/False answers (``survey.py``), for personas-from-survey;
+* ``projects.jsonl.gz``: project design documents and their teams (``projects.py``), for
+  project-triage; gzip-compressed (3.5 MB of text in about 350 kB);
+* ``tickets.csv``: a Jira export of a year of tickets (``tickets.py``), for delivery-dashboard;
+* ``usage-sample.json``: the portal's usage figures (``usage_sample.py``), shown by platform-impact
+  when the portal cannot be reached.
+
+Run ``python generate.py`` from any folder to rewrite them beside this script, or pass another
+output folder. Only the standard library is used, and its seeded ``random.Random`` gives the same
+numbers on every Python 3 release, so a re-run reproduces the committed files byte for byte (the
+gzip file's header has no time stamp or name).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
+import json
 import math
 import random
 import sys
 from pathlib import Path
+
+import projects
+import survey
+import tickets
+import usage_sample
 
 SEED = 20240101
 FIRST_DAY = dt.date(2024, 1, 1)
@@ -83,20 +99,50 @@ def generate_rows(rng: random.Random) -> list[dict[str, object]]:
     return rows
 
 
-def write_csv(rows: list[dict[str, object]], path: Path) -> None:
+def write_csv(
+    rows: list[dict[str, object]], path: Path, columns: list[str] | tuple[str, ...]
+) -> None:
     """Write ``rows`` to ``path`` as CSV with a header line and Unix line ends."""
     with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 
 
-def main(argv: list[str]) -> int:
-    """Generate the data set and write it to ``argv[0]``, or to ``sales.csv`` beside this script."""
-    path = Path(argv[0]) if argv else Path(__file__).with_name("sales.csv")
+def write_all(folder: Path) -> dict[str, int]:
+    """Write every data set into ``folder``; return file name -> number of records."""
+    folder.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+
     rows = generate_rows(random.Random(SEED))
-    write_csv(rows, path)
-    print(f"wrote {len(rows)} rows to {path}")
+    write_csv(rows, folder / "sales.csv", COLUMNS)
+    counts["sales.csv"] = len(rows)
+
+    rows = survey.generate_rows(random.Random(survey.SEED))
+    write_csv(rows, folder / "survey.csv", survey.columns())
+    counts["survey.csv"] = len(rows)
+
+    docs = projects.generate(random.Random(projects.SEED))
+    text = "".join(json.dumps(doc, ensure_ascii=False) + "\n" for doc in docs)
+    # mtime=0 and no file name in the header: the compressed bytes depend on the text alone
+    (folder / "projects.jsonl.gz").write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))
+    counts["projects.jsonl.gz"] = len(docs)
+
+    rows = tickets.generate_rows(random.Random(tickets.SEED))
+    write_csv(rows, folder / "tickets.csv", tickets.COLUMNS)
+    counts["tickets.csv"] = len(rows)
+
+    sample = usage_sample.generate(random.Random(usage_sample.SEED))
+    (folder / "usage-sample.json").write_text(json.dumps(sample, indent=1) + "\n", encoding="utf-8")
+    counts["usage-sample.json"] = len(sample["history"]["days"])
+    return counts
+
+
+def main(argv: list[str]) -> int:
+    """Write every data set into the folder ``argv[0]``, or beside this script."""
+    folder = Path(argv[0]) if argv else Path(__file__).resolve().parent
+    for name, count in write_all(folder).items():
+        print(f"wrote {count} records to {folder / name}")
     return 0
 
 
