@@ -30,16 +30,22 @@ HEALTH_READ = "custom:dsml:health:read"
 APPS_ADMIN = "custom:dsml:apps:admin"
 """See, change, share, stop and delete every user's apps."""
 
+USAGE_ADMIN = "custom:dsml:usage:admin"
+"""Read per-user usage tables and every learner's training progress."""
+
 CUSTOM_SCOPES: dict[str, dict[str, str]] = {
     JOBS_RUN: {"description": "Create and run your own scheduled notebook jobs."},
     JOBS_ADMIN: {"description": "See, change, cancel and delete every user's jobs and runs."},
     ENV_REQUESTS_ADMIN: {"description": "See and answer every package request."},
     HEALTH_READ: {"description": "Read the platform's per-part health detail."},
     APPS_ADMIN: {"description": "See, change, share, stop and delete every user's apps."},
+    USAGE_ADMIN: {
+        "description": "Read per-user usage tables and every learner's training progress."
+    },
 }
 """What `c.JupyterHub.custom_scopes` gets."""
 
-ADMIN_SCOPES = [JOBS_ADMIN, ENV_REQUESTS_ADMIN, HEALTH_READ, APPS_ADMIN]
+ADMIN_SCOPES = [JOBS_ADMIN, ENV_REQUESTS_ADMIN, HEALTH_READ, APPS_ADMIN, USAGE_ADMIN]
 """Granted to platform-admins (through the `platform-admin` role)."""
 
 LAB_SCOPES = [JOBS_RUN]

@@ -244,8 +244,21 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
         {
             "name": PORTAL_SERVICE,
             "description": "The portal service: it reads the proxy's routes and the services "
-            "for the health check, nothing else.",
-            "scopes": ["proxy", "list:services", "read:services"],
+            "for the health check, the users (activity, servers) for the usage figures, and "
+            "every job, run and app through the scheduler's and apps service's APIs (their "
+            "admin scopes: neither has a read-only one).",
+            "scopes": [
+                "proxy",
+                "list:services",
+                "read:services",
+                "list:users",
+                "read:users",
+                "read:servers",
+                f"access:services!service={SCHEDULER_SERVICE}",
+                f"access:services!service={APPS_SERVICE}",
+                scopes.JOBS_ADMIN,
+                scopes.APPS_ADMIN,
+            ],
             "services": [PORTAL_SERVICE],
         },
     ]
@@ -426,6 +439,7 @@ def portal_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]
             f"--PortalApp.platform_data_dir={datadir.root}",
             f"--PortalApp.environments_dir={datadir.environments}",
             f"--PortalApp.public_url={os.environ.get('DSML_PUBLIC_URL', '')}",
+            f"--PortalApp.training_dir={platform_root() / 'training'}",
         ],
         "oauth_no_confirm": True,
         # an admin's page session carries the admin scopes the portal checks, and admin-ui
@@ -435,6 +449,7 @@ def portal_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]
             "admin-ui",
             scopes.ENV_REQUESTS_ADMIN,
             scopes.HEALTH_READ,
+            scopes.USAGE_ADMIN,
         ],
         # the nav bar links its pages (Environments); no entry in the Services menu
         "display": False,
