@@ -7,7 +7,9 @@ portal, the scheduler's page and the apps gallery; the home page reads on a phon
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 import httpx
 import pytest
@@ -84,6 +86,7 @@ def test_the_navigation_is_the_same_on_every_page(browser, platform: Platform) -
         "training",
         "environments",
         "usage",
+        "token",
     ]
     for name, items in seen.items():
         assert items == first, name
@@ -124,3 +127,26 @@ def test_home_reads_on_a_phone(browser, platform: Platform) -> None:
     page.click(".navbar-toggler")
     page.locator("[data-dsml-nav=jobs]").wait_for(state="visible")
     context.close()
+
+
+def test_jupyterlab_asks_no_news_question(platform: Platform) -> None:
+    """The plugin that fetches Jupyter news and update checks (and asks about it) is off."""
+    token = hub_token(platform, "analyst")
+    headers = {"Authorization": f"token {token}"}
+    with httpx.Client(base_url=platform.url, headers=headers, timeout=60) as client:
+        r = client.post("/hub/api/users/analyst/server")
+        assert r.status_code in (201, 202, 400), r.text  # 400: it runs already
+        deadline = time.monotonic() + 120
+        while not client.get("/hub/api/users/analyst").json()["servers"].get("", {}).get("ready"):
+            assert time.monotonic() < deadline, "the analyst's server did not start"
+            time.sleep(0.5)
+        page = client.get("/user/analyst/lab")
+        assert page.status_code == 200
+    found = re.search(
+        r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+        page.text,
+        re.S,
+    )
+    assert found, "no page config in JupyterLab's page"
+    config = json.loads(found.group(1))
+    assert "@jupyterlab/apputils-extension:announcements" in config["disabledExtensions"]

@@ -193,12 +193,11 @@ class HomeHandler(PageHandler):
         app = self.service_app
         flags = self.page_flags()
         name = user["name"]
-        work: dict[str, Awaitable[Any]] = {
-            "apps": my_apps(self),
-            "training": training_summary(app, name),
-            "requests": app.store.run(app.store.list_requests, name, None, 50),
-        }
+        work: dict[str, Awaitable[Any]] = {"apps": my_apps(self)}
+        # training, package requests, the server and jobs are for people who use JupyterLab
         if flags["is_lab_user"]:
+            work["training"] = training_summary(app, name)
+            work["requests"] = app.store.run(app.store.list_requests, name, None, 50)
             work["server"] = my_server(self, name)
             work["jobs"] = my_jobs(self)
         if flags["is_admin"]:
@@ -207,7 +206,7 @@ class HomeHandler(PageHandler):
         results = dict(
             zip(work, await asyncio.gather(*(section(w) for w in work.values())), strict=True)
         )
-        if results["requests"]["ok"]:
+        if results.get("requests", {}).get("ok"):
             results["requests"]["data"] = [
                 r for r in results["requests"]["data"] if r["status"] == OPEN
             ]
