@@ -80,8 +80,9 @@ async def usage_totals(app: Any) -> dict[str, Any]:
 
 
 async def usage_history(app: Any, days: int) -> dict[str, Any]:
-    """Daily usage snapshots of the last `days` days (`GET /api/usage/history`), or Unavailable."""
-    return await _portal_figure(app, "usage_history", days)
+    """Daily usage snapshots of the last `days` days: {"days": [...]}, or Unavailable."""
+    got = await _portal_figure(app, "usage_history", days)
+    return {"days": got} if isinstance(got, list) else got
 
 
 async def training_summary(app: Any, user_name: str) -> dict[str, Any]:
@@ -90,8 +91,9 @@ async def training_summary(app: Any, user_name: str) -> dict[str, Any]:
 
 
 async def learners(app: Any) -> dict[str, Any]:
-    """Every learner's progress (`GET /api/training/learners`), or Unavailable."""
-    return await _portal_figure(app, "learners")
+    """Every learner's progress: {"learners": [...]}, or Unavailable."""
+    got = await _portal_figure(app, "learners")
+    return {"learners": got} if isinstance(got, list) else got
 
 
 async def service_base_url(handler: APIHandler, name: str) -> str:
