@@ -241,6 +241,8 @@ def usage_charts(totals: dict[str, Any], history: dict[str, Any] | None) -> list
     days = (history or {}).get("days") or []
     if days:
         x = [d["day"] for d in days]
+        # a few days read better as labels than as a time axis of hours
+        axis = {"type": "category"} if len(x) < 7 else {"type": "date", "tickformat": "%b %d"}
 
         def series(path: tuple[str, ...]) -> list[Any]:
             out = []
@@ -255,6 +257,7 @@ def usage_charts(totals: dict[str, Any], history: dict[str, Any] | None) -> list
             {
                 "id": "chart-active",
                 "title": "Active users",
+                "layout": {"xaxis": axis},
                 "data": [
                     {
                         "type": "scatter",
@@ -277,6 +280,7 @@ def usage_charts(totals: dict[str, Any], history: dict[str, Any] | None) -> list
             {
                 "id": "chart-growth",
                 "title": "Users, jobs and apps over time",
+                "layout": {"xaxis": axis},
                 "data": [
                     {"type": "scatter", "mode": "lines", "name": name, "x": x, "y": series(path)}
                     for name, path in (
