@@ -27,7 +27,7 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 
 from dsml import scopes
-from dsml.client import APPS, SCHEDULER, ApiError, AsyncClient
+from dsml.client import APPS, SCHEDULER, AsyncClient
 from dsml.portal.models import OPEN
 from dsml.scopes import ENV_REQUESTS_ADMIN, HEALTH_READ
 from dsml.service.handlers import APIHandler
@@ -123,7 +123,7 @@ async def as_caller(handler: APIHandler, base: str, path: str, **params: str) ->
             return await asyncio.wait_for(
                 client.call("GET", path, params=params or None), SERVICE_TIMEOUT_SECONDS + 1
             )
-        except (ApiError, Exception) as e:
+        except Exception as e:  # refused, an error answer, no answer in time: all unavailable
             log.warning("pages: GET %s%s failed: %s", base, path, e)
             raise Unavailable(str(e)) from None
 
