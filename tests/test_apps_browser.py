@@ -82,6 +82,10 @@ def test_stakeholder_opens_the_app_moves_the_slider(api, browser, platform: Plat
     )
     assert r.status_code == 201, r.text
     page = login(browser, platform, "stakeholder")
+    # everyone lands on the portal's home, which lists the apps shared with them
+    page.wait_for_url("**/services/portal/", timeout=30_000)
+    page.wait_for_selector("#dsml-apps .dsml-home-app[data-slug=squares]")
+    page.click("[data-dsml-nav=apps]")
     page.wait_for_url("**/services/apps/", timeout=30_000)
     # the gallery lists it; the stakeholder clicks it as a person does
     page.click("#dsml-shared .dsml-app[data-slug=squares] a.dsml-open")

@@ -52,6 +52,12 @@ def test_portal_is_a_managed_service_with_least_privilege(tmp_path: Path) -> Non
         "admin-ui",
         scopes.ENV_REQUESTS_ADMIN,
         scopes.HEALTH_READ,
+        # the home page's calls with the person's own session token, and the navigation
+        "read:users:groups!user",
+        "read:servers!user",
+        "access:services!service=scheduler",
+        "access:services!service=apps",
+        scopes.JOBS_RUN,
     }
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert roles["portal"]["services"] == ["portal"]

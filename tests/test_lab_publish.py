@@ -138,6 +138,9 @@ class Author:
 def author(browser, platform: Platform):
     """The scientist signed in, JupyterLab up, the slider notebook and its data in a folder."""
     page = login(browser, platform, "scientist")
+    # people land on the portal's home after login; JupyterLab is a click away
+    page.wait_for_url("**/services/portal/", timeout=30_000)
+    page.goto(platform.url + "/hub/spawn")
     page.set_viewport_size({"width": 1400, "height": 1000})
     page.wait_for_url("**/user/scientist/lab**", timeout=120_000)
     page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)

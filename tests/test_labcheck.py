@@ -45,6 +45,9 @@ def notebook(*cells: tuple[str, str], kernel: str = "dsml-datascience") -> dict[
 def analyst(browser, platform: Platform):
     """The analyst logged in (JupyterLab started), a client with their token, two notebooks."""
     page = login(browser, platform, "analyst")
+    # people land on the portal's home after login; JupyterLab is a click away
+    page.wait_for_url("**/services/portal/", timeout=30_000)
+    page.goto(platform.url + "/hub/spawn")
     page.wait_for_url("**/user/analyst/lab**", timeout=120_000)
     headers = {"Authorization": f"token {hub_token(platform, 'analyst')}"}
     with httpx.Client(

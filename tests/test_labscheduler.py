@@ -74,6 +74,9 @@ class Lab:
 def lab(browser, platform: Platform):
     """The scientist logged in (their JupyterLab started) with the notebook in their home."""
     page = login(browser, platform, "scientist")
+    # people land on the portal's home after login; JupyterLab is a click away
+    page.wait_for_url("**/services/portal/", timeout=30_000)
+    page.goto(platform.url + "/hub/spawn")
     page.wait_for_url("**/user/scientist/lab**", timeout=120_000)
     page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
     client = Lab(platform, hub_token(platform, "scientist"))

@@ -222,9 +222,12 @@ def scientist(browser: Any, sso_platform: Platform, idp: IdentityProvider) -> It
         page.wait_for_url(f"{sso_platform.url}/**", timeout=15_000)
     except Exception:  # say where the browser stayed instead
         raise AssertionError(f"stuck at {page.url}: {page.inner_text('body')[:500]}") from None
+    # everyone lands on the portal's home; JupyterLab is one click away
+    page.wait_for_url(f"{sso_platform.url}/services/portal/", timeout=30_000)
+    landed = page.url
+    page.click("#dsml-open-lab")
     page.wait_for_url(f"{sso_platform.url}/user/scientist/lab**", timeout=90_000)
     page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
-    landed = page.url
     yield Session(page=page, landed=landed, token=request_token(page, sso_platform))
     page.context.close()
 
@@ -260,8 +263,8 @@ def test_demo_accounts_and_new_users_have_no_passwords(sso_platform: Platform) -
 def test_scientist_signs_in_through_the_identity_provider(
     scientist: Session, sso_platform: Platform
 ) -> None:
-    # the hub sent them on to their own JupyterLab, which loaded
-    assert scientist.landed.startswith(f"{sso_platform.url}/user/scientist/lab")
+    # the hub sent them to their home page, from where their own JupyterLab loaded
+    assert scientist.landed == f"{sso_platform.url}/services/portal/"
     me = httpx.get(
         sso_platform.url + "/hub/api/user",
         headers={"Authorization": f"token {scientist.token}"},

@@ -104,7 +104,9 @@ def test_demo_users_file_is_private_and_complete(platform: Platform) -> None:
 def analyst(browser, platform: Platform):
     """The demo analyst, logged in through the form, with JupyterLab started."""
     page = login(browser, platform, "analyst")
-    # the hub spawns the server and lands in JupyterLab
+    # everyone lands on the portal's home; JupyterLab is a click away (the hub spawns it)
+    page.wait_for_url("**/services/portal/", timeout=30_000)
+    page.click("#dsml-open-lab")
     page.wait_for_url("**/user/analyst/lab**", timeout=90_000)
     page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
     token = request_token(page, platform)
@@ -151,6 +153,7 @@ def test_analyst_finds_training_notebooks_in_their_home(analyst, platform: Platf
 def test_a_user_cannot_read_another_users_files(analyst, browser, platform: Platform) -> None:
     # the scientist's server runs too, so the refusal is about rights, not a missing server
     scientist = login(browser, platform, "scientist")
+    scientist.goto(platform.url + "/hub/spawn")
     scientist.wait_for_url("**/user/scientist/lab**", timeout=90_000)
     scientist.context.close()
     headers = {"Authorization": f"token {analyst['token']}"}
@@ -171,9 +174,10 @@ def test_a_user_cannot_read_another_users_files(analyst, browser, platform: Plat
 
 def test_stakeholder_cannot_start_jupyterlab(browser, platform: Platform) -> None:
     page = login(browser, platform, "stakeholder")
-    # stakeholders land on the apps shared with them, not on a server they may not start
-    page.wait_for_url("**/services/apps/", timeout=30_000)
-    assert page.locator("#dsml-gallery").is_visible()
+    # stakeholders land on their home, with the apps shared with them and no way to a server
+    page.wait_for_url("**/services/portal/", timeout=30_000)
+    assert page.locator("#dsml-apps").is_visible()
+    assert page.locator("#dsml-open-lab").count() == 0
     response = page.goto(platform.url + "/hub/spawn")
     assert response.status == 403
     text = page.inner_text("body")

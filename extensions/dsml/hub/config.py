@@ -450,6 +450,14 @@ def portal_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]
             scopes.ENV_REQUESTS_ADMIN,
             scopes.HEALTH_READ,
             scopes.USAGE_ADMIN,
+            # the home page asks the scheduler and the apps service, and the hub for the
+            # server's state, with the person's own session token: they see only what is theirs
+            "read:users:groups!user",
+            "read:servers!user",
+            f"access:services!service={SCHEDULER_SERVICE}",
+            f"access:services!service={APPS_SERVICE}",
+            # the navigation offers JupyterLab and Jobs to those who may run them
+            *scopes.LAB_SCOPES,
         ],
         # the nav bar links its pages (Environments); no entry in the Services menu
         "display": False,
@@ -496,6 +504,8 @@ def apps_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]:
             "read:users:groups!user",
             "admin-ui",
             scopes.APPS_ADMIN,
+            # the navigation offers JupyterLab and Jobs to those who may run them
+            *scopes.LAB_SCOPES,
         ],
         "display": False,
         "environment": environment,
@@ -523,13 +533,12 @@ def update_pages(c: Any, settings: dict[str, Any]) -> None:
 
 
 def default_url(handler: Any) -> str:
-    """Send people who may not start JupyterLab (stakeholders) to their apps, not a spawn."""
-    user = handler.current_user
+    """Everyone lands on the portal's home: their server, jobs, apps and training per role.
+
+    A stakeholder's home shows the apps shared with them (they get no JupyterLab server).
+    """
     base = handler.hub.base_url
-    if user is not None and not any(g.name in LAB_GROUPS for g in user.groups):
-        if not user.admin:
-            return base.rstrip("/").rsplit("/", 1)[0] + f"/services/{APPS_SERVICE}/"
-    return base + "spawn"
+    return base.rstrip("/").rsplit("/", 1)[0] + f"/services/{PORTAL_SERVICE}/"
 
 
 def update_all(c: Any, settings: dict[str, Any]) -> None:

@@ -26,6 +26,14 @@ from dsml.hub.accounts import SystemAccounts
 from dsml.hub.apps import is_app_server
 from dsml.hub.homes import seed_home
 from dsml.system_accounts import Account, account_name, drop_privileges, lookup
+from dsml.utils import write_atomic
+
+LAB_PAGE_CONFIG = {
+    # JupyterLab's news and update check fetch from the internet, and its first start asks
+    # whether to: the platform works air-gapped, so the plugin that does both is off
+    "disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}
+}
+"""JupyterLab's page config for every user server (labconfig/page_config.json)."""
 
 
 class DsmlLocalSpawner(SystemAccounts, LocalProcessSpawner):
@@ -153,7 +161,27 @@ class DsmlLocalSpawner(SystemAccounts, LocalProcessSpawner):
         if self.jupyter_data_dir:
             rest = env.get("JUPYTER_PATH") or os.environ.get("JUPYTER_PATH", "")
             env["JUPYTER_PATH"] = os.pathsep.join(p for p in (self.jupyter_data_dir, rest) if p)
+            if not self.is_app:
+                rest = env.get("JUPYTER_CONFIG_PATH") or os.environ.get("JUPYTER_CONFIG_PATH", "")
+                config = str(self.lab_config_dir())
+                env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in (config, rest) if p)
         return env
+
+    def lab_config_dir(self) -> Path:
+        """A JUPYTER_CONFIG_PATH entry with the platform's JupyterLab page config (no news).
+
+        It sits next to the curated kernelspecs (readable by every account) and is written
+        again on each start, so a platform upgrade changes it.
+        """
+        folder = Path(self.jupyter_data_dir).parent / "jupyter-config"
+        labconfig = folder / "labconfig"
+        labconfig.mkdir(mode=0o755, parents=True, exist_ok=True)
+        for path in (folder, labconfig):
+            os.chmod(path, 0o755)
+        write_atomic(
+            labconfig / "page_config.json", json.dumps(LAB_PAGE_CONFIG, indent=1) + "\n", mode=0o644
+        )
+        return folder
 
     async def start(self):  # type: ignore[no-untyped-def]
         """Make the account if needed, seed the home folder as it, then start the server.

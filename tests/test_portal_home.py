@@ -1,0 +1,176 @@
+"""The portal's home page per role, in Chromium: where everyone lands after signing in.
+
+A newcomer sees their training (0 passed, the next module); an analyst their jobs and last
+runs; a stakeholder their apps and no way into JupyterLab; an admin the platform's health and
+usage figures. With the scheduler frozen the page still answers and says jobs are unavailable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from test_platform import login, run_code
+from test_scheduler_api import NOTEBOOKS, Api
+
+from conftest import ROOT, Platform, hub_token
+
+HOME = re.compile(r".*/services/portal/$")
+"""The portal's home page URL."""
+
+CURRICULUM = ROOT / "training" / "curriculum.json"
+"""The training modules (written by the training part of issue #10)."""
+
+
+def portal_has(platform: Platform, path: str, name: str = "analyst") -> bool:
+    """Whether the portal serves API `path` yet (404: that part is not merged in)."""
+    r = httpx.get(
+        f"{platform.url}/services/portal/api/{path}",
+        headers={"Authorization": f"token {hub_token(platform, name)}"},
+        timeout=30,
+    )
+    return r.status_code != 404
+
+
+def signed_in(browser, platform: Platform, name: str):  # type: ignore[no-untyped-def]
+    """`name` signed in through the form, on the page the hub sent them to (the home)."""
+    page = login(browser, platform, name)
+    page.wait_for_url(HOME, timeout=30_000)
+    page.wait_for_selector("#dsml-home")
+    return page
+
+
+def scheduler_pid(platform: Platform) -> int:
+    """The scheduler service process of this platform (found by its data dir)."""
+    wanted = str(platform.datadir.root / "scheduler").encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"dsml.scheduler\x00" in cmdline and b"worker" not in cmdline and wanted in cmdline:
+            return int(entry.name)
+    raise AssertionError("the scheduler service process was not found")
+
+
+def test_newcomer_lands_on_home_with_training_at_zero(browser, platform: Platform) -> None:
+    page = signed_in(browser, platform, "newcomer")
+    assert page.locator("[data-dsml-nav=lab]").is_visible()
+    if not portal_has(platform, "training/progress", "newcomer"):
+        page.context.close()
+        pytest.skip("the portal's training API (portal-core) is not merged in yet")
+    assert page.get_attribute("#dsml-training-progress", "data-passed") == "0"
+    link = page.locator("#dsml-next-module a")
+    assert "Module 1" in link.inner_text()
+    assert "training/01-" in link.get_attribute("href")
+    page.context.close()
+
+
+def test_analyst_sees_their_jobs_and_last_runs(browser, platform: Platform) -> None:
+    api = Api(platform, "analyst")
+    job = api.create_job(NOTEBOOKS / "sleeps.ipynb", name="home page job")
+    api.wait(api.start(job, {"seconds": 0}))
+    page = signed_in(browser, platform, "analyst")
+    row = page.locator(f"#dsml-jobs .dsml-home-job[data-job='{job['id']}']")
+    assert "home page job" in row.inner_text()
+    assert row.locator(".state").inner_text() == "succeeded"
+    # the run's page opens from the home page, as a person clicks it
+    row.locator("a").first.click()
+    page.wait_for_url(re.compile(r".*/services/scheduler/runs/\d+"))
+    # another person's home does not show this job
+    other = signed_in(browser, platform, "scientist")
+    assert "home page job" not in other.inner_text("#dsml-jobs")
+    other.context.close()
+    page.context.close()
+
+
+def test_stakeholder_lands_on_their_apps_without_jupyterlab(browser, platform: Platform) -> None:
+    page = signed_in(browser, platform, "stakeholder")
+    # the declared app of the session settings is shared with everyone
+    page.wait_for_selector("#dsml-apps .dsml-home-app[data-slug=declared-squares]")
+    assert page.locator("#dsml-apps").is_visible()
+    body = page.inner_text("body")
+    assert "JupyterLab" not in body
+    assert page.locator("[data-dsml-nav=lab]").count() == 0
+    assert page.locator("#dsml-jobs").count() == 0
+    # the hub's own home offers no Start button to someone who may not use it
+    page.goto(platform.url + "/hub/home")
+    assert page.locator("#start").count() == 0
+    assert page.locator("#dsml-no-lab").is_visible()
+    page.context.close()
+
+
+def test_admin_sees_health_and_usage(browser, platform: Platform) -> None:
+    page = signed_in(browser, platform, "admin")
+    assert page.locator("[data-dsml-nav=admin]").is_visible()
+    health = page.locator("#dsml-health .dsml-health-part")
+    assert health.count() >= 3
+    assert page.locator("#dsml-health [data-part=hub]").is_visible()
+    assert page.locator("#dsml-usage").is_visible()
+    if portal_has(platform, "usage", "admin"):
+        assert page.locator("#dsml-usage-figures").is_visible()
+    page.context.close()
+
+
+def test_home_answers_with_the_scheduler_stopped(browser, platform: Platform) -> None:
+    page = signed_in(browser, platform, "analyst")
+    pid = scheduler_pid(platform)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        response = page.goto(platform.url + "/services/portal/")
+        took = time.monotonic() - started
+        assert response.status == 200
+        assert "Jobs are unavailable right now" in page.inner_text("#dsml-jobs")
+        # the rest of the page is there
+        assert page.locator("#dsml-apps").is_visible()
+        assert took < 20, f"the home page took {took:.1f} s with the scheduler stopped"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    page.context.close()
+
+
+@pytest.mark.skipif(not CURRICULUM.exists(), reason="training/curriculum.json is not there yet")
+def test_newcomer_answers_module_1_and_admin_sees_them(browser, platform: Platform) -> None:
+    """End to end: the newcomer opens module 1 from home, answers an exercise, progresses."""
+    curriculum = json.loads(CURRICULUM.read_text())
+    first = curriculum["modules"][0]
+    page = signed_in(browser, platform, "newcomer")
+    before = int(page.get_attribute("#dsml-training-progress", "data-passed"))
+    # open module 1 from the home page (JupyterLab starts and opens the notebook)
+    page.click("#dsml-next-module a")
+    page.wait_for_url(f"**/user/newcomer/lab/tree/training/{first['notebook']}", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook", timeout=120_000)
+    # answer module 1's first exercise (seconds in a week) in a kernel of the newcomer's
+    # server, as the notebook's cell does: the self-check records it through the portal
+    code = (
+        "import os, sys; sys.path.insert(0, os.path.expanduser('~/training')); "
+        "import selfcheck; selfcheck.check(" + repr(first["exercises"][0]) + ", 7 * 24 * 60 * 60)"
+    )
+    token = hub_token(platform, "newcomer")
+    result = run_code(platform.url + "/user/newcomer", token, "dsml-datascience", code)
+    assert result == "True", result
+    deadline = time.monotonic() + 60
+    while True:
+        page.goto(platform.url + "/services/portal/")
+        passed = int(page.get_attribute("#dsml-training-progress", "data-passed"))
+        if passed > before or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert passed == before + 1
+    page.context.close()
+    admin = signed_in(browser, platform, "admin")
+    admin.click("[data-dsml-nav=training]")
+    admin.wait_for_selector("#dsml-learners")
+    row = admin.locator("#dsml-learners .dsml-learner[data-user=newcomer]")
+    assert row.count() == 1
+    assert row.locator("td").nth(1).inner_text().startswith(f"{before + 1} of")
+    admin.context.close()
