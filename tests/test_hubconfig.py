@@ -45,6 +45,7 @@ def test_portal_is_a_managed_service_with_least_privilege(tmp_path: Path) -> Non
         "PortalApp.platform_data_dir",
         "PortalApp.environments_dir",
         "PortalApp.public_url",
+        "PortalApp.training_dir",
     }
     assert portal["oauth_no_confirm"] is True
     assert set(portal["oauth_client_allowed_scopes"]) == {
@@ -52,6 +53,7 @@ def test_portal_is_a_managed_service_with_least_privilege(tmp_path: Path) -> Non
         "admin-ui",
         scopes.ENV_REQUESTS_ADMIN,
         scopes.HEALTH_READ,
+        scopes.USAGE_ADMIN,
         # the home page's calls with the person's own session token, and the navigation
         "read:users:groups!user",
         "read:servers!user",
@@ -61,7 +63,20 @@ def test_portal_is_a_managed_service_with_least_privilege(tmp_path: Path) -> Non
     }
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert roles["portal"]["services"] == ["portal"]
-    assert set(roles["portal"]["scopes"]) == {"proxy", "list:services", "read:services"}
+    # usage figures: every user's activity, every job and run, every app and its views (the
+    # scheduler and the apps service have no read-only "all users" scope yet)
+    assert set(roles["portal"]["scopes"]) == {
+        "proxy",
+        "list:services",
+        "read:services",
+        "list:users",
+        "read:users",
+        "read:servers",
+        "access:services!service=scheduler",
+        "access:services!service=apps",
+        scopes.JOBS_ADMIN,
+        scopes.APPS_ADMIN,
+    }
     # users and their servers' tokens may call the portal; no admin scope reaches a server
     assert "access:services!service=portal" in roles["user"]["scopes"]
     server_scopes = c.Spawner.server_token_scopes
