@@ -389,3 +389,63 @@ def test_the_owner_page_rolls_back_and_shares_by_clicking(api, browser, platform
     page.click("#dsml-shares li:has-text('group stakeholders') button.dsml-unshare")
     page.wait_for_selector("#dsml-shares li:has-text('nobody yet')", timeout=30_000)
     page.context.close()
+
+
+USAGE_PROBE = """
+import json, os, urllib.error, urllib.request
+base = os.environ.get("DSML_HUB_URL", "").rstrip("/")
+def call(method, path, body=None):
+    request = urllib.request.Request(
+        f"{base}/services/portal/api/{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": "token " + os.environ.get("DSML_USAGE_TOKEN", ""),
+                 "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        return e.code
+owner_token = "present" if os.environ.get("JUPYTERHUB_API_TOKEN") else "absent"
+record = {"notebook": "01-welcome-to-jupyterlab.ipynb", "exercise": "01.1", "passed": True}
+print(f"owner-token={owner_token}")
+print(f"usage={call('GET', 'usage')}")
+print(f"history={call('GET', 'usage/history?days=7')}")
+print(f"per-user={call('GET', 'usage/users')}")
+print(f"learners={call('GET', 'training/learners')}")
+print(f"record={call('POST', 'training/progress', record)}")
+"""
+
+
+def test_an_app_kernel_reads_usage_totals_and_nothing_else(
+    api, browser, platform: Platform
+) -> None:
+    """A leaders' app shows live usage figures: its kernel holds the usage-reader token, which
+    reads the totals any signed-in user may read, and no token of the owner."""
+    nb = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "source": USAGE_PROBE, "outputs": [],
+             "execution_count": None},
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }  # fmt: skip
+    r = publish(
+        api["scientist"],
+        slug="usage-probe",
+        notebook=nb,
+        environment="python-minimal",
+        share={"users": ["stakeholder"]},
+    )
+    assert r.status_code == 201, r.text
+    page = login(browser, platform, "stakeholder")
+    page.goto(platform.url + "/services/apps/a/usage-probe", wait_until="commit")
+    page.wait_for_selector("text=record=", timeout=APP_TIMEOUT)
+    text = page.inner_text("body")
+    assert "owner-token=absent" in text
+    assert "usage=200" in text and "history=200" in text
+    # nothing per person, nothing written
+    assert "per-user=403" in text and "learners=403" in text and "record=403" in text
+    page.context.close()

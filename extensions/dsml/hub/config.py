@@ -25,6 +25,10 @@ from dsml.system_accounts import isolated
 from dsml.utils import write_atomic
 
 ADMIN_SERVICE = "dsml-admin"
+USAGE_READER_SERVICE = "usage-reader"
+"""A token-only service whose token app kernels get (DSML_USAGE_TOKEN): it can read the portal's
+usage totals, which every signed-in user may read, and nothing that belongs to anyone."""
+USAGE_READER_SECRET = "usage-reader-token"
 """Token-only service the `dsml` CLI uses to manage users and groups."""
 
 SCHEDULER_SERVICE = SCHEDULER
@@ -190,6 +194,12 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
         },
         {"name": "admin", "groups": ["platform-admins"]},
         {
+            "name": USAGE_READER_SERVICE,
+            "description": "App kernels' token: read the portal's usage totals (a leaders' app).",
+            "scopes": [f"access:services!service={PORTAL_SERVICE}"],
+            "services": [USAGE_READER_SERVICE],
+        },
+        {
             "name": "platform-admin",
             "description": "The platform's own admin rights: every job, every package request.",
             "scopes": scopes.ADMIN_SCOPES,
@@ -349,7 +359,8 @@ def scheduler_config_files(settings: dict[str, Any], datadir: DataDir) -> list[s
 def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     """Hub-managed services: the CLI's token-only service, scheduler, portal, idle culler."""
     services: list[dict[str, Any]] = [
-        {"name": ADMIN_SERVICE, "api_token": datadir.secret(ADMIN_TOKEN_SECRET)}
+        {"name": ADMIN_SERVICE, "api_token": datadir.secret(ADMIN_TOKEN_SECRET)},
+        {"name": USAGE_READER_SERVICE, "api_token": datadir.secret(USAGE_READER_SECRET)},
     ]
     services.append(scheduler_service(settings, datadir))
     services.append(portal_service(settings, datadir))
@@ -512,7 +523,7 @@ def apps_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]:
     }
 
 
-def update_apps(c: Any, settings: dict[str, Any]) -> None:
+def update_apps(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     """Apps are named servers `app-<slug>` of their owners, served by the apps service."""
     c.JupyterHub.allow_named_servers = True
     # the spawner runs only the app server for named servers (dsml.hub.spawner), and the apps
@@ -522,6 +533,9 @@ def update_apps(c: Any, settings: dict[str, Any]) -> None:
     url = services[APPS_SERVICE]["url"]
     c.DsmlLocalSpawner.apps_url = f"{url}/services/{APPS_SERVICE}/"
     c.DsmlLocalSpawner.preheated_kernels = str(settings["apps"]["preheated_kernels"])
+    # an app's kernel runs the owner's code for every viewer, so it holds no token of the owner;
+    # it gets this one, which reads the usage totals any signed-in user may read (a leaders' app)
+    c.DsmlLocalSpawner.usage_token = datadir.secret(USAGE_READER_SECRET)
 
 
 def update_pages(c: Any, settings: dict[str, Any]) -> None:
@@ -552,6 +566,6 @@ def update_all(c: Any, settings: dict[str, Any]) -> None:
     update_spawner(c, settings, datadir)
     update_roles(c, settings)
     update_services(c, settings, datadir)
-    update_apps(c, settings)
+    update_apps(c, settings, datadir)
     update_pages(c, settings)
     c.JupyterHub.default_url = default_url

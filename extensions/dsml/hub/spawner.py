@@ -66,6 +66,12 @@ class DsmlLocalSpawner(SystemAccounts, LocalProcessSpawner):
         config=True,
         help="URL app servers reach the apps service at, e.g. http://127.0.0.1:8790/services/apps/.",
     )
+    usage_token = Unicode(
+        "",
+        config=True,
+        help="Token app servers pass to their kernels as DSML_USAGE_TOKEN: it reads the "
+        "portal's usage totals and nothing else (dsml.hub.config.USAGE_READER_SERVICE).",
+    )
     preheated_kernels = Unicode(
         "1", config=True, help="Kernels an app server keeps started and rendered ahead of viewers."
     )
@@ -158,6 +164,8 @@ class DsmlLocalSpawner(SystemAccounts, LocalProcessSpawner):
         if self.is_app:
             env["DSML_APPS_URL"] = self.apps_url
             env["DSML_APP_SLUG"] = self.name[len("app-") :]
+            if self.usage_token:
+                env["DSML_USAGE_TOKEN"] = self.usage_token
         if self.jupyter_data_dir:
             rest = env.get("JUPYTER_PATH") or os.environ.get("JUPYTER_PATH", "")
             env["JUPYTER_PATH"] = os.pathsep.join(p for p in (self.jupyter_data_dir, rest) if p)
