@@ -63,8 +63,8 @@ def test_portal_is_a_managed_service_with_least_privilege(tmp_path: Path) -> Non
     }
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert roles["portal"]["services"] == ["portal"]
-    # usage figures: every user's activity, every job and run, every app and its views (the
-    # scheduler and the apps service have no read-only "all users" scope yet)
+    # usage figures: every user's activity, every job and run, every app and its views, read
+    # only (no admin scope of the scheduler or the apps service)
     assert set(roles["portal"]["scopes"]) == {
         "proxy",
         "list:services",
@@ -74,8 +74,8 @@ def test_portal_is_a_managed_service_with_least_privilege(tmp_path: Path) -> Non
         "read:servers",
         "access:services!service=scheduler",
         "access:services!service=apps",
-        scopes.JOBS_ADMIN,
-        scopes.APPS_ADMIN,
+        scopes.JOBS_READ,
+        scopes.APPS_READ,
     }
     # users and their servers' tokens may call the portal; no admin scope reaches a server
     assert "access:services!service=portal" in roles["user"]["scopes"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_platform import login, run_code
+from test_platform import login
 from test_scheduler_api import NOTEBOOKS, Api
 
 from conftest import ROOT, Platform, hub_token
@@ -149,15 +149,16 @@ def test_newcomer_answers_module_1_and_admin_sees_them(browser, platform: Platfo
     page.click("#dsml-next-module a")
     page.wait_for_url(f"**/user/newcomer/lab/tree/training/{first['notebook']}", timeout=120_000)
     page.wait_for_selector(".jp-Notebook", timeout=120_000)
-    # answer module 1's first exercise (seconds in a week) in a kernel of the newcomer's
-    # server, as the notebook's cell does: the self-check records it through the portal
-    code = (
-        "import os, sys; sys.path.insert(0, os.path.expanduser('~/training')); "
-        "import selfcheck; selfcheck.check(" + repr(first["exercises"][0]) + ", 7 * 24 * 60 * 60)"
-    )
-    token = hub_token(platform, "newcomer")
-    result = run_code(platform.url + "/user/newcomer", token, "dsml-datascience", code)
-    assert result == "True", result
+    # answer module 1's first exercise (seconds in a week) as a person does: type the answer in
+    # its ✏️ cell, then Run > Run All Cells; the self-check records it through the portal
+    exercise = page.locator(".jp-CodeCell", has_text="seconds_in_a_week = None").first
+    exercise.locator(".cm-content").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("seconds_in_a_week = 7 * 24 * 60 * 60")
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    check = page.locator(".jp-CodeCell", has_text=f'selfcheck.check("{first["exercises"][0]}"')
+    check.locator(".jp-OutputArea-output", has_text="Correct").wait_for(timeout=120_000)
     deadline = time.monotonic() + 60
     while True:
         page.goto(platform.url + "/services/portal/")

@@ -30,6 +30,13 @@ HEALTH_READ = "custom:dsml:health:read"
 APPS_ADMIN = "custom:dsml:apps:admin"
 """See, change, share, stop and delete every user's apps."""
 
+JOBS_READ = "custom:dsml:jobs:read"
+"""List every user's jobs and runs, and nothing more (the portal's usage figures)."""
+
+APPS_READ = "custom:dsml:apps:read"
+"""List every user's apps with their versions and view counts, and nothing more (the portal's
+usage figures)."""
+
 USAGE_ADMIN = "custom:dsml:usage:admin"
 """Read per-user usage tables and every learner's training progress."""
 
@@ -39,6 +46,8 @@ CUSTOM_SCOPES: dict[str, dict[str, str]] = {
     ENV_REQUESTS_ADMIN: {"description": "See and answer every package request."},
     HEALTH_READ: {"description": "Read the platform's per-part health detail."},
     APPS_ADMIN: {"description": "See, change, share, stop and delete every user's apps."},
+    JOBS_READ: {"description": "List every user's jobs and runs (read-only)."},
+    APPS_READ: {"description": "List every user's apps, their versions and views (read-only)."},
     USAGE_ADMIN: {
         "description": "Read per-user usage tables and every learner's training progress."
     },

@@ -256,7 +256,7 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
             "description": "The portal service: it reads the proxy's routes and the services "
             "for the health check, the users (activity, servers) for the usage figures, and "
             "every job, run and app through the scheduler's and apps service's APIs (their "
-            "admin scopes: neither has a read-only one).",
+            "read-only scopes: it lists, it changes nothing).",
             "scopes": [
                 "proxy",
                 "list:services",
@@ -266,8 +266,8 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
                 "read:servers",
                 f"access:services!service={SCHEDULER_SERVICE}",
                 f"access:services!service={APPS_SERVICE}",
-                scopes.JOBS_ADMIN,
-                scopes.APPS_ADMIN,
+                scopes.JOBS_READ,
+                scopes.APPS_READ,
             ],
             "services": [PORTAL_SERVICE],
         },

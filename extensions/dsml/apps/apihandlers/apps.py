@@ -6,7 +6,7 @@ from typing import Any
 
 from dsml.apps.apihandlers.base import SLUG, AppsHandler
 from dsml.apps.exceptions import BadRequest, Forbidden
-from dsml.scopes import APPS_ADMIN
+from dsml.scopes import APPS_ADMIN, APPS_READ
 
 
 class AppsListHandler(AppsHandler):
@@ -19,7 +19,7 @@ class AppsListHandler(AppsHandler):
         owned = self.get_argument("owned", "") in ("1", "true")
         every = self.get_argument("all", "") in ("1", "true")
         if every:
-            if not self.has_scope(APPS_ADMIN):
+            if not (self.has_scope(APPS_ADMIN) or self.has_scope(APPS_READ)):
                 raise Forbidden(f"?all=1 needs the {APPS_ADMIN} scope (platform admins)")
             rows = await app.store.run(app.store.list_apps)
         else:
@@ -93,7 +93,7 @@ class VersionsHandler(AppsHandler):
 
     async def get(self, slug: str) -> None:
         """The versions."""
-        await self.app_for(slug)
+        await self.app_for(slug, figures=True)
         app = self.service_app
         self.write_json({"versions": await app.store.run(app.store.versions, slug)})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dsml import scopes
 from dsml.apps.exceptions import Forbidden, UnknownApp
 from dsml.apps.models import SLUG_RULE
 from dsml.service.handlers import APIHandler
@@ -15,13 +16,21 @@ SLUG = r"([^/]+)"
 class AppsHandler(APIHandler):
     """An apps API handler: finds the app and says 404 to those who may not see it."""
 
-    async def app_for(self, slug: str, change: bool = False) -> dict[str, Any]:
-        """The app, if the caller may see it (404 otherwise) and change it (403 otherwise)."""
+    async def app_for(
+        self, slug: str, change: bool = False, figures: bool = False
+    ) -> dict[str, Any]:
+        """The app, if the caller may see it (404 otherwise) and change it (403 otherwise).
+
+        `figures`: the call only reads the app's versions or view counts, which a token with
+        the read-only apps scope may read of every app (the portal's usage figures).
+        """
         user = self.user()
         app = self.service_app
         if not SLUG_RULE.match(slug):
             raise UnknownApp(f"no app {slug!r}")
         found = await app.store.run(app.store.get_app, slug)
+        if figures and scopes.has_scope(user, scopes.APPS_READ):
+            return found
         if not app.may_see(user, found):
             # apps not shared with the caller are not there for them
             raise UnknownApp(f"no app {slug!r}")

@@ -58,7 +58,7 @@ class UsageHandler(AppsHandler):
 
     async def get(self, slug: str) -> None:
         """The figures."""
-        await self.app_for(slug, change=True)
+        await self.app_for(slug, change=True, figures=True)
         app = self.service_app
         self.write_json(await app.store.run(app.store.usage, slug))
 

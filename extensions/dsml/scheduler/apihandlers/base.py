@@ -15,7 +15,7 @@ from typing import Any
 from jupyterhub.utils import url_path_join
 
 from dsml.scheduler.exceptions import BadRequest, Forbidden, NotFound, TooLarge
-from dsml.scopes import JOBS_ADMIN, JOBS_RUN, has_scope
+from dsml.scopes import JOBS_ADMIN, JOBS_READ, JOBS_RUN, has_scope
 from dsml.service.handlers import APIHandler, JSONHandler
 
 MAX_ROW_ID = 2**31 - 1
@@ -118,6 +118,12 @@ class BaseHandler(BodyLimit, APIHandler):
     def is_admin(self, user: dict[str, Any]) -> bool:
         """Callers whose token holds the jobs admin scope see and change every job."""
         return has_scope(user, JOBS_ADMIN)
+
+    def lists_all(self, user: dict[str, Any]) -> bool:
+        """`?all=1` asked by a jobs admin, or by a token that may list every job (read-only)."""
+        if self.get_argument("all", "") != "1":
+            return False
+        return self.is_admin(user) or has_scope(user, JOBS_READ)
 
     def can_read(self, user: dict[str, Any], job: dict[str, Any]) -> bool:
         """Owner, admin, or a member of a group the job is shared with."""

@@ -167,9 +167,7 @@ class JobsHandler(BaseHandler):
         """List jobs, newest first, with cursor pagination."""
         user = self.user()
         after, limit = self.page()
-        owner = (
-            None if (self.is_admin(user) and self.get_argument("all", "") == "1") else user["name"]
-        )
+        owner = None if self.lists_all(user) else user["name"]
         groups = list(user.get("groups") or [])
         jobs = await self.store.run(self.store.list_jobs, owner, groups, after, limit)
         total = await self.store.run(self.store.count_jobs, owner, groups)

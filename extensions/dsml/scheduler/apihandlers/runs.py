@@ -14,9 +14,7 @@ class RunsHandler(BaseHandler):
         user = self.user()
         after, limit = self.page()
         states = tuple(s for s in self.get_argument("state", "").split(",") if s) or None
-        owner = (
-            None if (self.is_admin(user) and self.get_argument("all", "") == "1") else user["name"]
-        )
+        owner = None if self.lists_all(user) else user["name"]
         runs = await self.store.run(
             self.store.list_runs, owner=owner, states=states, after=after, limit=limit
         )
