@@ -17,9 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dsml.apps import models as apps_models
 from dsml.datadir import DataDir
-from dsml.portal import usage as portal_usage
 from dsml.scheduler import models as scheduler_models
 from dsml.scopes import USAGE_ADMIN
 
@@ -28,12 +26,6 @@ from conftest import CORPUS, Platform, hub_token, running_platform
 NOTEBOOKS = Path(__file__).parent / "notebooks"
 PAPERMILL = CORPUS / "papermill"
 FINAL = scheduler_models.FINAL_STATES
-
-
-def test_the_portal_names_what_the_other_services_name() -> None:
-    """The portal may not import the scheduler or the apps service: its copies must agree."""
-    assert portal_usage.FINAL_STATES == scheduler_models.FINAL_STATES
-    assert portal_usage.APP_SERVER_PREFIX == apps_models.SERVER_PREFIX
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,13 @@ PORTAL = "portal"
 APPS = "apps"
 """The apps service's name; it is served at /services/apps/."""
 
+APP_SERVER_PREFIX = "app-"
+"""An app is its owner's named server `app-<slug>`: the hub's spawner, the apps service and the
+portal's usage figures (which do not count app servers as people's servers) all go by it."""
+
+RUN_FINAL_STATES = ("succeeded", "failed", "timed_out", "cancelled", "lost", "skipped")
+"""The states a scheduled run ends in, as the scheduler's API names them."""
+
 
 def service_api(name: str) -> str:
     """Path of a platform service's REST API below the platform's URL."""

@@ -22,7 +22,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SERVER_PREFIX = "app-"
+from dsml.client import APP_SERVER_PREFIX
+
+SERVER_PREFIX = APP_SERVER_PREFIX
 """An app's server is its owner's named server `app-<slug>`."""
 
 MAX_SLUG = 30 - len(SERVER_PREFIX)

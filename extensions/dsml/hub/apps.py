@@ -21,8 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-APP_SERVER_PREFIX = "app-"
-"""Named servers with this prefix are app servers (`dsml.apps.models.SERVER_PREFIX`)."""
+from dsml.client import APP_SERVER_PREFIX
 
 
 def is_app_server(name: str) -> bool:

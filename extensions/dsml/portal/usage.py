@@ -22,7 +22,14 @@ from jupyterhub.utils import url_path_join
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from dsml.client import APPS, SCHEDULER, ApiError, AsyncClient
+from dsml.client import (
+    APP_SERVER_PREFIX,
+    APPS,
+    RUN_FINAL_STATES,
+    SCHEDULER,
+    ApiError,
+    AsyncClient,
+)
 from dsml.portal.models import iso, utcnow
 
 log = logging.getLogger("dsml.portal.usage")
@@ -33,13 +40,8 @@ HUB = "hub"
 SOURCES = (HUB, SCHEDULER, APPS)
 """Every source of figures."""
 
-FINAL_STATES = ("succeeded", "failed", "timed_out", "cancelled", "lost", "skipped")
-"""A run's final states, as the scheduler names them (dsml.scheduler.models.FINAL_STATES; the
-portal is another process and may not import it: tests/test_portal_usage.py checks both agree)."""
-
-APP_SERVER_PREFIX = "app-"
-"""The apps service's named servers (`app-<slug>`, dsml.apps.models.SERVER_PREFIX): not a
-person starting a server."""
+FINAL_STATES = RUN_FINAL_STATES
+"""A run's final states, as the scheduler's API names them."""
 
 MONTH = timedelta(days=30)
 WEEK = timedelta(days=7)

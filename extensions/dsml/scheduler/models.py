@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from dsml.client import RUN_FINAL_STATES
+
 QUEUED = "queued"
 STARTING = "starting"
 RUNNING = "running"
@@ -35,8 +37,8 @@ SKIPPED = "skipped"
 ACTIVE_STATES = (QUEUED, STARTING, RUNNING)
 """States of a run that has not ended."""
 
-FINAL_STATES = (SUCCEEDED, FAILED, TIMED_OUT, CANCELLED, LOST, SKIPPED)
-"""States a run never leaves."""
+FINAL_STATES = RUN_FINAL_STATES
+"""States a run never leaves (SUCCEEDED, FAILED, TIMED_OUT, CANCELLED, LOST, SKIPPED)."""
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     QUEUED: (STARTING, CANCELLED, SKIPPED, LOST),

@@ -9,8 +9,8 @@ person sees exactly what those services would show them, and with a short timeou
 that does not answer makes its section say so, never the page fail.
 
 Training and usage figures come from `PortalApp` methods (`training_summary`, `learners`,
-`usage_totals`, `usage_history`); the thin wrappers below turn a missing method or a failure
-into "not available" for that section only.
+`usage_totals`, `usage_history`); the thin wrappers below turn a failure or a timeout into
+"not available" for that section only.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 
 from dsml import scopes
-from dsml.client import APPS, SCHEDULER, AsyncClient
+from dsml.client import APPS, RUN_FINAL_STATES, SCHEDULER, AsyncClient
 from dsml.portal.models import OPEN
 from dsml.scopes import ENV_REQUESTS_ADMIN, HEALTH_READ
 from dsml.service.handlers import APIHandler
@@ -49,10 +49,9 @@ HOME_JOBS = 10
 HISTORY_DAYS = 90
 """Days of daily usage snapshots the usage page draws."""
 
-USAGE_ADMIN = getattr(scopes, "USAGE_ADMIN", "custom:dsml:usage:admin")
-"""Read per-user usage tables and every learner's progress (defined in dsml.scopes)."""
+USAGE_ADMIN = scopes.USAGE_ADMIN
 
-FINAL_RUN_STATES = ("succeeded", "failed", "cancelled", "timed_out", "lost", "skipped")
+FINAL_RUN_STATES = RUN_FINAL_STATES
 """Run states after which a run changes no more (the usage page charts them)."""
 
 
@@ -61,10 +60,8 @@ class Unavailable(Exception):
 
 
 async def _portal_figure(app: Any, method: str, *args: Any) -> Any:
-    """Call `app.<method>(*args)`; Unavailable when the portal lacks it or it fails."""
-    fn: Callable[..., Awaitable[Any]] | None = getattr(app, method, None)
-    if fn is None:
-        raise Unavailable(f"the portal has no {method} yet")
+    """Call `app.<method>(*args)` within the section's time; Unavailable when it fails."""
+    fn: Callable[..., Awaitable[Any]] = getattr(app, method)
     try:
         return await asyncio.wait_for(fn(*args), SECTION_TIMEOUT_SECONDS)
     except Unavailable:
@@ -81,8 +78,7 @@ async def usage_totals(app: Any) -> dict[str, Any]:
 
 async def usage_history(app: Any, days: int) -> dict[str, Any]:
     """Daily usage snapshots of the last `days` days: {"days": [...]}, or Unavailable."""
-    got = await _portal_figure(app, "usage_history", days)
-    return {"days": got} if isinstance(got, list) else got
+    return {"days": await _portal_figure(app, "usage_history", days)}
 
 
 async def training_summary(app: Any, user_name: str) -> dict[str, Any]:
@@ -92,8 +88,7 @@ async def training_summary(app: Any, user_name: str) -> dict[str, Any]:
 
 async def learners(app: Any) -> dict[str, Any]:
     """Every learner's progress: {"learners": [...]}, or Unavailable."""
-    got = await _portal_figure(app, "learners")
-    return {"learners": got} if isinstance(got, list) else got
+    return {"learners": await _portal_figure(app, "learners")}
 
 
 async def service_base_url(handler: APIHandler, name: str) -> str:
