@@ -45,7 +45,7 @@ EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
 CASES = ["default", *(p.stem for p in EXAMPLES)]
 # stand-ins for hub_config/jupyterhub_config.d (K-hub's files): the ConfigMap must carry them
 CONFIG_D = {"50-dsml.py": "# our hub config, after z2jh's\nc = get_config()  # noqa\n"}
-SERVICE_PORTS = {"scheduler": 8090, "apps": 8091, "portal": 8092}
+SERVICE_PORTS = {"scheduler": 8790, "apps": 8791, "portal": 8792}
 
 
 def case_values(case: str) -> dict[str, Any]:
@@ -98,7 +98,11 @@ def test_chart_metadata() -> None:
 def test_every_values_key_is_commented() -> None:
     """Each key of values.yaml has a comment on its line or right above it (list items of a
     commented key excepted: their keys are the Kubernetes API's own)."""
-    lines = (CHART / "values.yaml").read_text().splitlines()
+    text = (CHART / "values.yaml").read_text()
+    # the generated hub.services / hub.loadRoles are documented by the Python that makes them
+    start, end = text.index("    # >>> generated"), text.index("    # <<< generated")
+    text = text[:start] + text[end:]
+    lines = text.splitlines()
     missing = []
     in_list_item_indent: int | None = None
     for number, line in enumerate(lines, 1):
@@ -345,22 +349,14 @@ def test_network_policies(rendered: dict[str, list[dict[str, Any]]]) -> None:
     } in hub_ingress
     hub_pod = find(objs, "Deployment", "hub")["spec"]["template"]["metadata"]["labels"]
     assert hub_pod["dsml.io/network-access-services"] == "true"
-    # user and app servers -> services; job pods -> the scheduler only
-    assert {
-        "from": [{"podSelector": {"matchLabels": {"component": "singleuser-server"}}}],
-        "ports": ports,
-    } in hub_ingress
+    # job pods -> the scheduler only (user and app servers go through the proxy)
     assert {
         "from": [
             {"podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "dsml-scheduler"}}}
         ],
         "ports": [{"port": SERVICE_PORTS["scheduler"]}],
     } in hub_ingress
-    singleuser_egress = find(objs, "NetworkPolicy", "singleuser")["spec"]["egress"]
-    assert {
-        "to": [{"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "hub"}}}],
-        "ports": ports,
-    } in singleuser_egress
+    assert len(hub_ingress) == 3, hub_ingress  # z2jh's own rule and our two
     # job pods: nothing in, out only to the scheduler's port on the hub pod and DNS
     jobs = find(objs, "NetworkPolicy", "dsml-jobs")["spec"]
     assert jobs["podSelector"] == {
@@ -434,24 +430,24 @@ def test_settings_secret_and_hub_config(
 
 @pytest.mark.parametrize("case", CASES)
 def test_user_pods(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
-    """What the hub's KubeSpawner gets from z2jh's values: no privilege escalation, no
-    privileged iptables container, homes on per-user PVCs, the seed init container."""
-    values = effective_values(case)["jupyterhub"]["singleuser"]
+    """What the hub's KubeSpawner gets from z2jh's values (the hub Secret's values.yaml): no
+    privilege escalation, no privileged iptables container, homes on per-user PVCs."""
+    values = deep_merge(z2jh_defaults(), effective_values(case)["jupyterhub"])["singleuser"]
     hub_values = yaml.safe_load(
         __import__("base64").b64decode(find(rendered[case], "Secret", "hub")["data"]["values.yaml"])
     )
     singleuser = hub_values["singleuser"]
     assert singleuser["allowPrivilegeEscalation"] is False
+    # no privileged iptables init container: the NetworkPolicy blocks the metadata server
     assert singleuser["cloudMetadata"]["blockWithIptables"] is False
+    assert singleuser["networkPolicy"]["egressAllowRules"]["cloudMetadataServer"] is False
+    # homes on a PVC per user (the hub's dsml.hub.kubernetes seeds them with an init container)
     assert singleuser["storage"]["type"] == "dynamic"
-    assert singleuser["storage"]["dynamic"]["volumeNameTemplate"] == "home"
-    [seed] = singleuser["initContainers"]
-    assert seed["volumeMounts"] == [
-        {"name": "home", "mountPath": values["storage"]["homeMountPath"]}
-    ]
-    assert "cp -Rn /opt/dsml/seed/training /opt/dsml/seed/shared_notebooks" in seed["command"][-1]
-    assert seed["securityContext"]["allowPrivilegeEscalation"] is False
-    assert seed["securityContext"]["runAsUser"] == singleuser["uid"]
+    assert singleuser["storage"]["homeMountPath"] == "/home/jovyan"
+    assert singleuser["storage"]["dynamic"].get("storageClass") == (
+        values["storage"].get("dynamic", {}).get("storageClass")
+    )
+    assert not singleuser["initContainers"]
     # the hub reads the services and roles from the same Secret
     assert set(SERVICE_PORTS) <= set(hub_values["hub"]["services"])
 
@@ -484,6 +480,25 @@ def test_postgresql_switch(chart_dir: Path, rendered: dict[str, list[dict[str, A
     production = rendered["production"]
     assert not [o for o in production if o["kind"] == "PersistentVolumeClaim"]
     assert [o for o in rendered["default"] if o["kind"] == "PersistentVolumeClaim"]
+
+
+def test_hub_db_url_comes_from_the_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """hub.extraConfig.dsml-hub-db, run as z2jh runs it (exec in its config's namespace)."""
+    from traitlets.config import Config
+
+    snippet = load_yaml(CHART / "values.yaml")["jupyterhub"]["hub"]["extraConfig"]["dsml-hub-db"]
+    monkeypatch.setenv("DSML_HUB_DB_URL", "postgresql://dsml:pw@pg:5432/jupyterhub")
+    for db, expected in (
+        (
+            {"hub.db.type": "postgres", "hub.db.url": None},
+            "postgresql://dsml:pw@pg:5432/jupyterhub",
+        ),
+        ({"hub.db.type": "postgres", "hub.db.url": "postgresql://x@y/z"}, None),
+        ({"hub.db.type": "sqlite-pvc", "hub.db.url": None}, None),
+    ):
+        c = Config()
+        exec(snippet, {"c": c, "get_config": lambda key, default=None, db=db: db.get(key, default)})
+        assert c.JupyterHub.get("db_url") == expected, db
 
 
 def test_gpu_environment_must_exist(chart_dir: Path) -> None:
