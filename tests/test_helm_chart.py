@@ -534,3 +534,15 @@ def test_values_hub_services_agree_with_the_python() -> None:
     generated_hub = generated.get("jupyterhub", generated).get("hub", generated)
     assert hub["services"] == generated_hub["services"]
     assert hub["loadRoles"] == generated_hub["loadRoles"]
+
+
+def test_without_z2jh_only_our_objects_render(chart_dir: Path) -> None:
+    """jupyterhub.enabled: false (the dependency's condition) leaves only our own objects."""
+    objs = objects(render(chart_dir, {"jupyterhub": {"enabled": False}}))
+    assert {o["metadata"]["name"] for o in objs} <= {
+        "dsml-settings",
+        "dsml-hub-config",
+        "dsml-scheduler",
+        "dsml-jobs",
+        *(f"dsml-{name}-metrics" for name in SERVICE_PORTS),
+    }
