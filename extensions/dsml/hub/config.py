@@ -293,11 +293,14 @@ def update_roles(c: Any, settings: dict[str, Any]) -> None:
         )
 
 
-def scheduler_config_files(settings: dict[str, Any], datadir: DataDir) -> list[str]:
+def scheduler_config_files(
+    settings: dict[str, Any], datadir: DataDir, write: bool = True
+) -> list[str]:
     """The scheduler's config files: the platform's settings as traits, then the admin's own.
 
     The settings are written as a JSON config file under the data dir; a `config_file` named
-    in the settings is loaded after it, so what an admin sets there wins.
+    in the settings is loaded after it, so what an admin sets there wins. With `write` False
+    only the paths are returned (`dsml helm values` names them; the hub pod writes them).
     """
     from traitlets.config import Config
 
@@ -349,7 +352,8 @@ def scheduler_config_files(settings: dict[str, Any], datadir: DataDir) -> list[s
         },
     }
     path = datadir.root / "scheduler" / "settings-config.json"
-    write_atomic(path, json.dumps(config, indent=1) + "\n", mode=0o600)
+    if write:
+        write_atomic(path, json.dumps(config, indent=1) + "\n", mode=0o600)
     files = [str(path)]
     if scheduler.get("config_file"):
         files.append(str(Path(scheduler["config_file"]).resolve()))
@@ -412,7 +416,9 @@ def service_environment(name: str, **extra: str) -> dict[str, str]:
     return environment
 
 
-def scheduler_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]:
+def scheduler_service(
+    settings: dict[str, Any], datadir: DataDir, write: bool = True
+) -> dict[str, Any]:
     """The scheduler: hub-wide notebook jobs, configured through its config files."""
     environment = service_environment(SCHEDULER_SERVICE, JUPYTER_PATH=str(datadir.jupyter_data))
     return {
@@ -422,7 +428,10 @@ def scheduler_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, A
             sys.executable,
             "-m",
             "dsml.scheduler",
-            *(f"--config-file={path}" for path in scheduler_config_files(settings, datadir)),
+            *(
+                f"--config-file={path}"
+                for path in scheduler_config_files(settings, datadir, write=write)
+            ),
         ],
         "oauth_no_confirm": True,
         # the page's cookie carries what the service needs to know of its user
@@ -476,7 +485,7 @@ def portal_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]
     }
 
 
-def apps_config_file(settings: dict[str, Any], datadir: DataDir) -> str:
+def apps_config_file(settings: dict[str, Any], datadir: DataDir, write: bool = True) -> str:
     """The apps service's settings as a JSON config file (like the scheduler's)."""
     apps = settings["apps"]
     config = {
@@ -491,11 +500,12 @@ def apps_config_file(settings: dict[str, Any], datadir: DataDir) -> str:
         }
     }
     path = datadir.root / APPS_SERVICE / "settings-config.json"
-    write_atomic(path, json.dumps(config, indent=1) + "\n", mode=0o600)
+    if write:
+        write_atomic(path, json.dumps(config, indent=1) + "\n", mode=0o600)
     return str(path)
 
 
-def apps_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]:
+def apps_service(settings: dict[str, Any], datadir: DataDir, write: bool = True) -> dict[str, Any]:
     """The apps service: publish, version, share and serve notebooks as Voila apps."""
     environment = service_environment(APPS_SERVICE, JUPYTER_PATH=str(datadir.jupyter_data))
     return {
@@ -505,7 +515,7 @@ def apps_service(settings: dict[str, Any], datadir: DataDir) -> dict[str, Any]:
             sys.executable,
             "-m",
             "dsml.apps",
-            f"--config-file={apps_config_file(settings, datadir)}",
+            f"--config-file={apps_config_file(settings, datadir, write=write)}",
         ],
         "oauth_no_confirm": True,
         # the page's cookie says who the viewer is and which groups they are in (the gallery
