@@ -256,6 +256,8 @@ def test_settings_come_from_traits(monkeypatch: pytest.MonkeyPatch) -> None:
     assert executor.image_for("datascience") == "registry.example.com/ds:pinned"
     assert executor.image_for("python-minimal") == find_environment("python-minimal").image_tag
     run = make_run(7, "ana", "datascience", None)
+    current = find_environment("datascience").version
+    assert executor.image_for("datascience", current) == "registry.example.com/ds:pinned"
     job = build_job_manifest(
         run,
         image=executor.image_for("datascience"),
@@ -682,3 +684,16 @@ def test_kubeconfig_is_loaded_lazily(
         await executor.shutdown()
 
     run_async(scenario())
+
+
+def test_a_job_pinned_to_an_older_version_runs_on_that_versions_image() -> None:
+    """The current image may be overridden; an older version keeps its own image."""
+    executor = KubernetesExecutor(
+        image_overrides={"datascience": "registry.example.com/ds@sha256:" + "a" * 64},
+        version_images={"datascience": {"0123456789ab": "registry.example.com/ds:old-pinned"}},
+    )
+    env = find_environment("datascience")
+    assert executor.image_for("datascience", "0123456789ab") == "registry.example.com/ds:old-pinned"
+    assert executor.image_for("datascience", "fedcba987654") == f"{env.image}:fedcba987654"
+    assert executor.image_for("datascience", env.version).endswith("a" * 64)
+    assert executor.image_for("datascience").endswith("a" * 64)

@@ -327,7 +327,12 @@ class AppsApp(ServiceApp):
         """Start the app's server (running or starting already is fine)."""
         self.start_attempts.setdefault(app["slug"], time.time())
         try:
-            return await self.hub.start(app["owner"], server_name(app["slug"]))
+            current = await self.store.run(self.store.version, app["slug"])
+            options = {
+                "environment": current["environment"],
+                "environment_version": current.get("environment_version") or "",
+            }
+            return await self.hub.start(app["owner"], server_name(app["slug"]), options)
         except ApiError as e:
             self.log.warning("starting app %s failed: %s", app["slug"], e.message)
             await self.store.run(

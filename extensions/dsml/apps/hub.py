@@ -89,10 +89,15 @@ class HubApps:
             state = STOPPED
         return {"state": state, "ready": bool(found.get("ready")), "exists": True}
 
-    async def start(self, owner: str, server: str) -> str:
-        """Start the server (already running or starting is fine); returns the new state."""
+    async def start(self, owner: str, server: str, options: dict[str, Any] | None = None) -> str:
+        """Start the server (already running or starting is fine); returns the new state.
+
+        `options` become the spawner's user_options: the app's environment and its version,
+        which pick the image on Kubernetes (the local spawner runs the app server whatever
+        they say: the bundle pins the kernel).
+        """
         response = await self.client.request(
-            "POST", _server_path(owner, server), {}, ok=(201, 202, 400)
+            "POST", _server_path(owner, server), options or {}, ok=(201, 202, 400)
         )
         status = response.get("status")
         if status == 201:

@@ -12,13 +12,13 @@ from dsml.utils import skip_slow_format_checks
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every command group's subcommands."""
     skip_slow_format_checks()
-    from dsml.cli import apps, check, env, helm, migrate, schedule, service, up, users
+    from dsml.cli import apps, check, env, migrate, schedule, service, up, users
 
     parser = argparse.ArgumentParser(
         prog="dsml", description="dsml-platform: run and manage the data science platform."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (up, service, users, env, schedule, apps, migrate, check, helm):
+    for module in (up, service, users, env, schedule, apps, migrate, check):
         module.add_parser(sub)
     return parser
 

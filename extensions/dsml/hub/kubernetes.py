@@ -11,7 +11,7 @@ stakeholders, unprivileged pods, training seeded into the home on first start).
 
 The `hub.services` and `hub.loadRoles` values of the chart come from `helm_values()`, built by
 the same functions (`dsml.hub.config`) that configure the services on one machine, so both
-worlds run the same services with the same scopes (`dsml helm values` prints them).
+worlds run the same services with the same scopes (`python -m dsml.hub.kubernetes --indent 2` prints them).
 
 The hub pod reads two files from the `<release>-dsml-settings` Secret: `settings.yaml` (the
 same settings file as locally) and `dsml-values.json` (the chart's `dsml:` values).
@@ -571,6 +571,12 @@ def scheduler_kubernetes_config(
             for name in settings["environments"]
             if name in values["environments"]
         },
+        # jobs pinned to an older environment version run on that version's image
+        "version_images": {
+            name: dict(_environment(values, name).get("versions") or {})
+            for name in settings["environments"]
+            if name in values["environments"] and _environment(values, name).get("versions")
+        },
     }
     cpu, memory = resources.get("cpu") or {}, resources.get("memory") or {}
     for trait, value in (
@@ -641,15 +647,22 @@ def configure(
         public_host = helpers.get_name("proxy-public") if helpers else PROXY_PUBLIC_SERVICE
     if hub_image is None:
         image = (helpers.get_config("hub.image", {}) if helpers else {}) or {}
-        hub_image = f"{image.get('name', 'dsml-platform/hub')}:{image.get('tag', 'latest')}"
-        if image.get("digest"):
-            hub_image = f"{image['name']}@{image['digest']}"
+        if not image.get("name") or not image.get("tag"):
+            raise SettingsError(
+                "jupyterhub.hub.image needs a name and a tag (the hub image, images/hub): "
+                "the home folders' seed container runs it too"
+            )
+        hub_image = f"{image['name']}:{image['tag']}"
     for name in settings["environments"]:
         _environment(values, name)  # every curated environment needs an image
 
     datadir = hubconfig.datadir_for(settings)
     datadir.ensure()
-    hubconfig.update_auth(c, settings)
+    # sign-in is z2jh's when its values name an authenticator (SSO in hub.config); the
+    # settings' own (the local one) only where z2jh kept its placeholder
+    chosen = helpers.get_config("hub.config.JupyterHub.authenticator_class") if helpers else None
+    if chosen in (None, "", "dummy"):
+        hubconfig.update_auth(c, settings)
     # the platform's look; on Kubernetes pods isolate users, so no warning on the home page
     c.JupyterHub.template_paths = [
         *(c.JupyterHub.get("template_paths") or []),
@@ -704,3 +717,29 @@ def configure(
         key = f"hub.services.{hubconfig.USAGE_READER_SERVICE}.apiToken"
         usage_token = helpers.get_secret_value(key, "") or ""
     update_spawner(c, values, settings, hub_image, public_host=public_host, usage_token=usage_token)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m dsml.hub.kubernetes [--indent N]`: print helm_values() as YAML.
+
+    The chart's values.yaml carries this output between markers; the hub pod builds the same
+    services and roles at start, and a test checks the two agree. (Not a `dsml` command: the
+    CLI may not import the hub's code.)
+    """
+    import argparse
+
+    import yaml
+
+    parser = argparse.ArgumentParser(prog="python -m dsml.hub.kubernetes", description=main.__doc__)
+    parser.add_argument(
+        "--indent", type=int, default=0, help="spaces before every line (2 under jupyterhub:)"
+    )
+    args = parser.parse_args(argv)
+    text = yaml.safe_dump(helm_values(), sort_keys=False, width=100)
+    pad = " " * args.indent
+    print("".join(pad + line if line.strip() else line for line in text.splitlines(True)), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -350,6 +350,12 @@ class KubernetesExecutor(Executor):
         config=True,
         help="Image per environment name that replaces the environment's `<image>:<lock hash>`.",
     )
+    version_images = Dict(
+        value_trait=Dict(value_trait=Unicode()),
+        config=True,
+        help="Image per environment name and pinned version, for jobs pinned to an older "
+        "environment version whose image is not `<image>:<version>` (e.g. pinned by digest).",
+    )
     image_pull_policy = CaselessStrEnum(
         ["Always", "IfNotPresent", "Never"],
         "IfNotPresent",
@@ -435,13 +441,20 @@ class KubernetesExecutor(Executor):
         )
 
     def image_for(self, environment: str, version: str | None = None) -> str:
-        """The image of `environment`: its override, else `<image>:<version>` (default: the
-        current lock's version; a job pinned to an older version keeps that version's image)."""
-        if environment in self.image_overrides:
-            return self.image_overrides[environment]
+        """The image of `environment` at `version` (None: the current lock's).
+
+        A pinned older version keeps that version's image: `version_images`, else
+        `<image>:<version>`; the current version's image is `image_overrides`' when given.
+        """
+        pinned = self.version_images.get(environment) or {}
+        if version and version in pinned:
+            return pinned[version]
         from dsml.environments import find_environment
 
         env = find_environment(environment)
+        current = not version or version == env.version
+        if current and environment in self.image_overrides:
+            return self.image_overrides[environment]
         return f"{env.image}:{version}" if version else env.image_tag
 
     def load_configuration(self) -> Any:
