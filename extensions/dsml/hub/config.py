@@ -300,7 +300,8 @@ def scheduler_config_files(
 
     The settings are written as a JSON config file under the data dir; a `config_file` named
     in the settings is loaded after it, so what an admin sets there wins. With `write` False
-    only the paths are returned (`python -m dsml.hub.kubernetes --indent 2` names them; the hub pod writes them).
+    only the paths are returned (`python -m dsml.hub.kubernetes` names them; the hub pod
+    writes them).
     """
     from traitlets.config import Config
 

@@ -11,9 +11,10 @@ stakeholders, unprivileged pods, training seeded into the home on first start).
 
 The `hub.services` and `hub.loadRoles` values of the chart come from `helm_values()`, built by
 the same functions (`dsml.hub.config`) that configure the services on one machine, so both
-worlds run the same services with the same scopes (`python -m dsml.hub.kubernetes --indent 2` prints them).
+worlds run the same services with the same scopes (`python -m dsml.hub.kubernetes` prints
+them).
 
-The hub pod reads two files from the `<release>-dsml-settings` Secret: `settings.yaml` (the
+The hub pod reads two files from the `dsml-settings` Secret: `settings.yaml` (the
 same settings file as locally) and `dsml-values.json` (the chart's `dsml:` values).
 """
 
