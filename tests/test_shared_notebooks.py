@@ -216,8 +216,6 @@ def test_platform_impact_reads_the_live_figures_on_the_platform(
         headers={"Authorization": f"token {token}"},
         timeout=30,
     )
-    if usage.status_code == 404:
-        pytest.skip("this portal has no usage API yet (issue #10's portal part)")
     assert usage.status_code == 200, usage.text[:300]
     monkeypatch.setenv("JUPYTER_PATH", str(env_datadir.jupyter_data))
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", token)
