@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from test_platform import login
 from test_scheduler_api import NOTEBOOKS, Api
 

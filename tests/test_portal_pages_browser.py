@@ -12,7 +12,6 @@ import re
 import time
 
 import httpx
-import pytest
 from test_platform import login
 
 from conftest import Platform, hub_token
