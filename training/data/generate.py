@@ -5,7 +5,7 @@ The training notebooks read only these files (beside them in ``training/data/``)
 (``dsml run NB --input-folder`` sends the notebook's folder with it). Both files are synthetic
 (no customer data ever lands in the repository) and committed next to this script.
 
-* ``sales.csv``: two years of made-up daily sales (the same generator as the shared notebooks'
+* ``sales.csv``: two years of made-up daily sales (the shared notebooks' own generator, imported
   ``sales.csv``): a yearly season, a small upward trend, quieter weekends, regions of different
   size and occasional discounts. Modules 02, 03, 06, 07 and 08 use it.
 * ``customers.csv``: 1,200 made-up subscription customers and whether they cancelled (churned),
@@ -19,14 +19,12 @@ Python 3 release, so a re-run reproduces the committed files byte for byte.
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
+import importlib.util
 import math
 import random
 import sys
 from pathlib import Path
 
-SEED = 20240101
 CUSTOMER_SEED = 20240404
 CUSTOMERS = 1200
 CUSTOMER_COLUMNS = (
@@ -37,68 +35,17 @@ CUSTOMER_COLUMNS = (
     "plan",
     "churned",
 )
-FIRST_DAY = dt.date(2024, 1, 1)
-LAST_DAY = dt.date(2025, 12, 31)
-COLUMNS = ("date", "region", "product", "units", "unit_price", "revenue")
-
-# Share of the company's business done in each region: it scales the units sold there.
-REGIONS = {"North": 1.3, "South": 1.0, "East": 0.8, "West": 1.1}
-
-# List price in euros and typical units per order line of each product.
-PRODUCTS = {
-    "Notebook A5": (4.50, 24),
-    "Gel pens (10)": (7.90, 14),
-    "Desk lamp": (34.00, 3),
-    "Backpack": (49.00, 2),
-    "Headphones": (79.00, 2),
-    "Coffee mug": (9.50, 8),
-    "Stapler": (12.00, 5),
-    "Monitor stand": (39.00, 2),
-}
-
-# Chance that a product sells in a region on a given day: about 3,500 rows over two years.
-DAILY_SALE_CHANCE = 0.15
-
-
-def season(day: dt.date) -> float:
-    """Return the demand multiplier of a day: a yearly wave peaking in summer, lower at weekends."""
-    yearly = 1.0 + 0.3 * math.sin(2 * math.pi * (day.timetuple().tm_yday - 150) / 365.25)
-    weekend = 0.6 if day.weekday() >= 5 else 1.0
-    return yearly * weekend
-
-
-def trend(day: dt.date) -> float:
-    """Return the growth multiplier of a day: +10 % a year from the first day."""
-    return 1.0 + 0.10 * (day - FIRST_DAY).days / 365.25
-
-
-def generate_rows(rng: random.Random) -> list[dict[str, object]]:
-    """Return every sales row, in date, region, product order, drawn from ``rng``."""
-    rows: list[dict[str, object]] = []
-    day = FIRST_DAY
-    while day <= LAST_DAY:
-        demand = season(day) * trend(day)
-        for region, size in REGIONS.items():
-            for product, (list_price, typical_units) in PRODUCTS.items():
-                if rng.random() >= DAILY_SALE_CHANCE:
-                    continue
-                mean_units = typical_units * size * demand
-                units = max(1, round(rng.gauss(mean_units, mean_units * 0.35)))
-                # One line in five is sold at a 5 to 20 % discount.
-                discount = rng.choice((0.05, 0.10, 0.15, 0.20)) if rng.random() < 0.2 else 0.0
-                unit_price = round(list_price * (1 - discount), 2)
-                rows.append(
-                    {
-                        "date": day.isoformat(),
-                        "region": region,
-                        "product": product,
-                        "units": units,
-                        "unit_price": f"{unit_price:.2f}",
-                        "revenue": f"{units * unit_price:.2f}",
-                    }
-                )
-        day += dt.timedelta(days=1)
-    return rows
+# The sales data set is the shared notebooks' own: one generator (shared_notebooks/data), its
+# output copied here so that training/ needs nothing outside itself when it runs.
+_SHARED = Path(__file__).resolve().parents[2] / "shared_notebooks" / "data"
+sys.path.insert(0, str(_SHARED))
+_spec = importlib.util.spec_from_file_location("shared_generate", _SHARED / "generate.py")
+assert _spec is not None and _spec.loader is not None
+_shared = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_shared)
+SEED = _shared.SEED
+generate_rows = _shared.generate_rows
+write_csv = _shared.write_csv
 
 
 def generate_customers(rng: random.Random) -> list[dict[str, object]]:
@@ -128,21 +75,11 @@ def generate_customers(rng: random.Random) -> list[dict[str, object]]:
     return rows
 
 
-def write_csv(
-    rows: list[dict[str, object]], path: Path, columns: tuple[str, ...] = COLUMNS
-) -> None:
-    """Write ``rows`` to ``path`` as CSV with a header line and Unix line ends."""
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def main(argv: list[str]) -> int:
     """Generate both data sets into ``argv[0]`` (a folder), or beside this script."""
     folder = Path(argv[0]) if argv else Path(__file__).resolve().parent
     sales = generate_rows(random.Random(SEED))
-    write_csv(sales, folder / "sales.csv")
+    write_csv(sales, folder / "sales.csv", _shared.COLUMNS)
     customers = generate_customers(random.Random(CUSTOMER_SEED))
     write_csv(customers, folder / "customers.csv", CUSTOMER_COLUMNS)
     print(f"wrote {len(sales)} sales rows and {len(customers)} customers to {folder}")
