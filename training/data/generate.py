@@ -6,8 +6,9 @@ The training notebooks read only these files (beside them in ``training/data/``)
 (no customer data ever lands in the repository) and committed next to this script.
 
 * ``sales.csv``: two years of made-up daily sales (the shared notebooks' own generator, imported
-  from ``shared_notebooks/data/generate.py``): a yearly season, a small upward trend, quieter weekends, regions of different
-  size and occasional discounts. Modules 02, 03, 06, 07 and 08 use it.
+  from ``shared_notebooks/data/generate.py``): a yearly season, a small upward trend, quieter
+  weekends, regions of different size and occasional discounts. Modules 02, 03, 06, 07 and 08
+  use it.
 * ``customers.csv``: 1,200 made-up subscription customers and whether they cancelled (churned),
   for the first model of module 04. About a quarter churn, so a model must beat 75 % accuracy to
   be better than always guessing "stays".
