@@ -10,7 +10,6 @@ are the scheduler's Job manifests on the images the values give.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,6 +28,8 @@ from traitlets.config import Config  # noqa: E402
 from dsml import settings as settings_mod  # noqa: E402
 from dsml.hub import kubernetes as k8s  # noqa: E402
 from dsml.scheduler.executors.kubernetes import JobSettings, build_job_manifest  # noqa: E402
+
+from conftest import run_async  # noqa: E402
 
 K8S_VERSIONS = ("1.28", "1.33")
 """z2jh 4.4's kubeVersion floor (>=1.28) and the newest schema kubernetes-validate ships here."""
@@ -144,7 +145,7 @@ def spawner(kubeconfig: str, user: FakeUser, name: str = "", options: dict | Non
             orm_spawner=SimpleNamespace(name=name, server=None, user_options=None),
         )
 
-    sp = asyncio.run(make())
+    sp = run_async(make())
     sp.user_options = options or {}
     return sp
 
@@ -157,7 +158,7 @@ def pod_of(sp: Any) -> dict[str, Any]:
         pod = await sp.get_pod_manifest()
         return ApiClient().sanitize_for_serialization(pod)
 
-    manifest = asyncio.run(build())
+    manifest = run_async(build())
     manifest.setdefault("apiVersion", "v1")
     manifest.setdefault("kind", "Pod")
     return manifest
