@@ -88,6 +88,9 @@ class JSONHandler(web.RequestHandler):
             data = json.loads(raw or b"{}")
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("request body is not valid JSON") from None
+        except RecursionError:
+            # json.loads recurses per level: thousands of `[` must be a 400, not a 500
+            raise BadRequest("request body is JSON nested too deeply (over ~900 levels)") from None
         if not isinstance(data, dict):
             raise BadRequest(f"request body must be a JSON object, found {type(data).__name__}")
         return data
