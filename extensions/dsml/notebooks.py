@@ -23,6 +23,10 @@ MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
 """Largest notebook file the CLI reads, in bytes."""
 
 
+CELL_TYPES = ("code", "markdown", "raw")
+"""The cell types of nbformat 4."""
+
+
 class NotebookError(DsmlError):
     """A file or a text is not a readable nbformat 4 notebook."""
 
@@ -47,6 +51,17 @@ def check_notebook(nb: Any, display: str) -> dict[str, Any]:
         source = cell.get("source") if isinstance(cell, dict) else None
         if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str):
             raise NotebookError(f"{display}: cell {index} is not a notebook cell")
+        if cell["cell_type"] not in CELL_TYPES:
+            raise NotebookError(
+                f"{display}: cell {index} has cell_type {cell['cell_type'][:40]!r}; "
+                f"nbformat 4 cells are {', '.join(CELL_TYPES)}"
+            )
+        # the executor and the renderers index these without checking: a wrong type there
+        # would fail a run far from the request that caused it
+        if not isinstance(cell.get("metadata", {}), dict):
+            raise NotebookError(f"{display}: cell {index} has metadata that is not an object")
+        if cell["cell_type"] == "code" and not isinstance(cell.get("outputs", []), list):
+            raise NotebookError(f"{display}: cell {index} has outputs that are not a list")
         if not (
             isinstance(source, str)
             or isinstance(source, list)

@@ -16,6 +16,32 @@ BUILTINS = ("scheduled_for",)
 """Parameters the scheduler always injects (ISO timestamp of the cron tick, or of the request)."""
 
 
+MAX_PARAMETERS_BYTES = 512 * 1024
+"""Largest set of parameter values, as JSON, in bytes: they are written into the notebook as
+literals and kept with every run; data belongs in the job's input files."""
+
+MAX_DEPTH = 16
+"""Deepest nesting of lists and objects in one parameter value (a config, not a data tree)."""
+
+
+def depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value` (a scalar is 0), without recursing."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list | tuple):
+            children = list(item)
+        else:
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break  # already too deep: no need to walk the rest
+        stack += [(child, level + 1) for child in children]
+    return deepest
+
+
 class ParameterError(DsmlError):
     """A parameter value that the notebook does not declare, or of the wrong type."""
 
@@ -61,10 +87,22 @@ def validate(schema: dict[str, dict[str, Any]], values: Any) -> dict[str, Any]:
                 f"parameter {name!r} must be of type {kind} "
                 f"(declared {schema[name]['inferred_type']}), got {type(value).__name__} {value!r}"
             )
+        levels = depth(value)
+        if levels > MAX_DEPTH:
+            raise ParameterError(
+                f"parameter {name!r} is nested more than {MAX_DEPTH} levels deep; "
+                f"the limit is {MAX_DEPTH} (pass a flatter value or an input file)"
+            )
         try:
             json.dumps(value)
         except (TypeError, ValueError):
             raise ParameterError(f"parameter {name!r} is not JSON-serialisable") from None
+    size = len(json.dumps(values).encode())
+    if size > MAX_PARAMETERS_BYTES:
+        raise ParameterError(
+            f"parameters are {size:,} bytes as JSON; the limit is {MAX_PARAMETERS_BYTES:,} "
+            "bytes (put large data in the job's input files)"
+        )
     return dict(values)
 
 

@@ -11,6 +11,7 @@ app servers report.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -181,13 +182,18 @@ class AppsApp(ServiceApp):
             slug = await self.run_blocking(self._slug_for, owner, fields["title"])
         from dsml.apps.models import SLUG_HELP, SLUG_RULE
 
-        if not SLUG_RULE.match(slug):
-            raise BadRequest(f"slug {slug!r} is not allowed: use {SLUG_HELP}")
+        if not SLUG_RULE.fullmatch(slug):
+            raise BadRequest(f"slug {slug[:80]!r} is not allowed: use {SLUG_HELP}")
+        # every field is checked before the bundle is written: a refusal stores nothing
+        notebook_path = body.get("notebook_path") or ""
+        if (
+            not isinstance(notebook_path, str)
+            or len(notebook_path) > 1024
+            or "\x00" in notebook_path
+        ):
+            raise BadRequest("notebook_path must be a path of at most 1024 characters without NUL")
         bundle = await self.make_bundle(body)
         await self.run_blocking(self.bundles.save, bundle)
-        notebook_path = body.get("notebook_path") or ""
-        if not isinstance(notebook_path, str) or len(notebook_path) > 1024:
-            raise BadRequest("notebook_path must be a path of at most 1024 characters")
         app, version, created = await self.store.run(
             self.store.publish,
             slug,
@@ -517,6 +523,10 @@ def parse_app_fields(body: dict[str, Any], partial: bool) -> dict[str, Any]:
         title = body.get("title")
         if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE:
             raise BadRequest(f"title must be text of 1-{MAX_TITLE} characters")
+        if re.search(r"[\x00-\x1f\x7f-\x9f]", title):
+            raise BadRequest(
+                f"title must be one line of 1-{MAX_TITLE} characters without control characters"
+            )
         out["title"] = title.strip()
     if "description" in body:
         text = body["description"]
@@ -524,6 +534,11 @@ def parse_app_fields(body: dict[str, Any], partial: bool) -> dict[str, Any]:
             text = ""
         if not isinstance(text, str) or len(text) > MAX_DESCRIPTION:
             raise BadRequest(f"description must be text of at most {MAX_DESCRIPTION} characters")
+        if "\x00" in text:
+            # PostgreSQL refuses NUL in text: a 400 here, not a 500 at the write
+            raise BadRequest(
+                f"description must be text of at most {MAX_DESCRIPTION} characters without NUL"
+            )
         out["description"] = text
     if "always_on" in body:
         if not isinstance(body["always_on"], bool):

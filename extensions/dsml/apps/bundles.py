@@ -63,7 +63,8 @@ def decode_base64(value: Any, what: str) -> bytes:
 def check_relative_path(path: Any) -> str:
     """A file's path inside a bundle: relative, forward slashes, no `..` (BadRequest else)."""
     if not isinstance(path, str) or not path or len(path) > 255:
-        raise BadRequest(f"file name {path!r} must be a relative path of 1-255 characters")
+        shown = path[:80] if isinstance(path, str) else path
+        raise BadRequest(f"file name {shown!r} must be a relative path of 1-255 characters")
     pure = PurePosixPath(path)
     if (
         pure.is_absolute()

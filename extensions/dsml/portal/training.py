@@ -124,13 +124,13 @@ def check_entry(data: Any, now: datetime, where: str = "") -> dict[str, Any]:
             f"allowed: {', '.join(ENTRY_FIELDS)} (or results: a list of them)"
         )
     notebook = data.get("notebook")
-    if not isinstance(notebook, str) or not NOTEBOOK.match(notebook):
+    if not isinstance(notebook, str) or not NOTEBOOK.fullmatch(notebook):
         raise BadRequest(
             f"{where}notebook must be a training notebook name like "
             f"01-welcome-to-jupyterlab.ipynb (NN-lowercase-name.ipynb), got {notebook!r}"[:300]
         )
     exercise = data.get("exercise")
-    if not isinstance(exercise, str) or not EXERCISE.match(exercise):
+    if not isinstance(exercise, str) or not EXERCISE.fullmatch(exercise):
         raise BadRequest(
             f"{where}exercise must be 1-32 letters, digits, '.', '_' or '-' "
             f"(e.g. 01.2), got {exercise!r}"[:300]

@@ -26,6 +26,7 @@ from jupyterhub.services.auth import HubOAuth
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpserver import HTTPServer
+from tornado.log import access_log
 from traitlets import Integer, List, Unicode, default
 from traitlets.config import Application
 
@@ -35,6 +36,25 @@ T = TypeVar("T")
 
 PLATFORM_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 """The platform's hub templates (page.html with the platform's navigation links)."""
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """One access log line per request, without the query string.
+
+    tornado's own line has the whole URI: a `?token=` (which HubAuth accepts) or the OAuth
+    callback's `?code=` would land in the log.
+    """
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    access_log.log(
+        level,
+        "%d %s %s (%s) %.2fms",
+        status,
+        handler.request.method,
+        handler.request.path,
+        handler.request.remote_ip,
+        1000 * handler.request.request_time(),
+    )
 
 
 class ServiceApp(Application):
@@ -207,6 +227,7 @@ class ServiceApp(Application):
             login_url=url_path_join(self.service_prefix, "oauth_callback"),
             default_handler_class=NotFoundHandler,
             xsrf_cookies=False,  # HubOAuth checks XSRF itself before a cookie counts
+            log_function=log_request,
         )
 
     def max_body_bytes(self) -> int:

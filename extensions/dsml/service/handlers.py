@@ -57,6 +57,10 @@ class _AppHubAuth:
 class OAuthCallbackHandler(_AppHubAuth, HubOAuthCallbackHandler):
     """Finishes the hub's OAuth login for the service's pages (at `<prefix>oauth_callback`)."""
 
+    def _request_summary(self) -> str:
+        # the query holds the one-time OAuth code and state: keep them out of the log
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+
 
 class JSONHandler(web.RequestHandler):
     """JSON in and out, errors as JSON {status, message}: the base of every route.
@@ -88,9 +92,20 @@ class JSONHandler(web.RequestHandler):
             data = json.loads(raw or b"{}")
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("request body is not valid JSON") from None
+        except RecursionError:
+            # json.loads recurses per level: thousands of `[` must be a 400, not a 500
+            raise BadRequest("request body is JSON nested too deeply (over ~900 levels)") from None
         if not isinstance(data, dict):
             raise BadRequest(f"request body must be a JSON object, found {type(data).__name__}")
         return data
+
+    def _request_summary(self) -> str:
+        """Method, path and client for tornado's log lines, without the query string.
+
+        tornado puts the whole URI there (its warnings for 4xx, its access log): a `?token=`,
+        which HubAuth accepts, would reach the log.
+        """
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
 
     def write_json(self, data: Any, status: int = 200) -> None:
         """Answer with JSON."""

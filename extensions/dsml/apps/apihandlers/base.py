@@ -26,7 +26,7 @@ class AppsHandler(APIHandler):
         """
         user = self.user()
         app = self.service_app
-        if not SLUG_RULE.match(slug):
+        if not SLUG_RULE.fullmatch(slug):
             raise UnknownApp(f"no app {slug!r}")
         found = await app.store.run(app.store.get_app, slug)
         if figures and scopes.has_scope(user, scopes.APPS_READ):

@@ -331,7 +331,8 @@ class UsagePageHandler(PageHandler):
                 "usage.html",
                 totals=totals,
                 history=history,
-                charts_json=json.dumps(charts),
+                # inside <script>: "</" must not end the element, whatever a label holds
+                charts_json=json.dumps(charts).replace("</", "<\\/"),
                 **self.page_flags(),
             )
         )

@@ -14,8 +14,13 @@ from dsml.portal.models import MAX_TEXT, STATUSES
 from dsml.scopes import ENV_REQUESTS_ADMIN
 from dsml.service.handlers import MAX_ID, APIHandler
 
-PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?([<>=!~][^;\s]*)?$")
-"""A requirement as people write it: a name, extras, one version constraint."""
+PACKAGE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?"
+    r"((===?|~=|!=|<=?|>=?)[A-Za-z0-9.*+!_-]+(,(===?|~=|!=|<=?|>=?)[A-Za-z0-9.*+!_-]+)*)?$"
+)
+"""A requirement as people write it: a name, extras, version constraints (PEP 440 operators
+and version characters only: no markup, URLs or markers); checked with fullmatch, since `$`
+alone lets a trailing newline through."""
 
 
 def _unknown_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
@@ -31,16 +36,27 @@ def _text(body: dict[str, Any], key: str, default: str = "") -> str:
     return value
 
 
+def _free_text(body: dict[str, Any], key: str) -> str:
+    """A reason or an answer: at most MAX_TEXT characters, no NUL (refused, never cut)."""
+    value = _text(body, key)
+    if len(value) > MAX_TEXT or "\x00" in value:
+        raise BadRequest(
+            f"{key} must be text of at most {MAX_TEXT:,} characters without NUL; "
+            f"got {len(value):,} characters"
+        )
+    return value
+
+
 def check_new_request(body: dict[str, Any], known: list[str]) -> tuple[str, str, str]:
     """(package, environment, reason) of a new request, or BadRequest naming what is wrong."""
     _unknown_fields(body, ("package", "environment", "reason"))
     package = _text(body, "package").strip()
     environment = _text(body, "environment").strip()
-    reason = _text(body, "reason")[:MAX_TEXT]
-    if not PACKAGE.match(package) or len(package) > 200:
+    reason = _free_text(body, "reason")
+    if not PACKAGE.fullmatch(package) or len(package) > 200:
         raise BadRequest(
-            f"package {package!r} is not a package name (optionally with a version), "
-            "e.g. lightgbm or lightgbm>=4"
+            f"package {package[:80]!r} is not a package name (optionally with a version) of at "
+            "most 200 characters, e.g. lightgbm or lightgbm>=4,<5"
         )
     if environment not in known:
         raise BadRequest(f"environment {environment!r} is not one of {', '.join(known)}")
@@ -53,7 +69,7 @@ def check_answer(body: dict[str, Any]) -> tuple[str | None, str | None]:
     status = body.get("status")
     if status is not None and status not in STATUSES:
         raise BadRequest(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
-    answer = _text(body, "answer")[:MAX_TEXT] if "answer" in body else None
+    answer = _free_text(body, "answer") if "answer" in body else None
     return status, answer
 
 

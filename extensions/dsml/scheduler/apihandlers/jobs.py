@@ -19,6 +19,15 @@ from dsml.scheduler.exceptions import BadRequest, Conflict, NotFound, TooLarge
 from dsml.scheduler.models import CATCH_UP, OVERLAP, utcnow
 from dsml.scheduler.store import JOB_FIELDS
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""Control characters: never part of a one-line name."""
+
+NOTEBOOK_NAME = re.compile(r"[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*\.ipynb")
+"""A notebook's file name: no folder, no hidden file, no control characters."""
+
+MAX_NOTEBOOK_NAME = 200
+"""Longest notebook_name, in bytes (a file name is at most 255, "output-" goes in front)."""
+
 
 def check_job_fields(
     data: dict[str, Any], environments: list[str], partial: bool, app: Any = None
@@ -39,6 +48,12 @@ def check_job_fields(
         name = data.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 255:
             raise BadRequest("name must be a non-empty string of at most 255 characters")
+        if CONTROL.search(name):
+            # NUL is refused by PostgreSQL, line breaks forge log lines: a name is one line
+            raise BadRequest(
+                "name must be one line of text without control characters "
+                f"(found {CONTROL.search(name).group()!r})"
+            )
         out["name"] = name.strip()
     if "environment" in data or not partial:
         env = data.get("environment")
@@ -155,8 +170,17 @@ def _notebook_from(data: dict[str, Any], limit: int) -> tuple[str, str, str, Any
         raise TooLarge(f"notebook is {len(text.encode()):,} bytes; the limit is {limit:,}")
     parsed = params.parse_notebook(text)
     name = data.get("notebook_name") or "notebook.ipynb"
-    if not isinstance(name, str) or "/" in name or not name.endswith(".ipynb"):
-        raise BadRequest(f"notebook_name must be a file name ending in .ipynb, got {name!r}")
+    # the worker writes the notebook under this name (and "output-" + it) in the run's folder
+    if (
+        not isinstance(name, str)
+        or not NOTEBOOK_NAME.fullmatch(name)
+        or len(name.encode()) > MAX_NOTEBOOK_NAME
+    ):
+        raise BadRequest(
+            f"notebook_name must be a file name of at most {MAX_NOTEBOOK_NAME} bytes ending in "
+            ".ipynb, without '/', '\\', control characters or a leading '.'; "
+            f"got {str(name)[:80]!r}"
+        )
     return name, text, hashlib.sha256(text.encode()).hexdigest(), parsed
 
 
