@@ -48,7 +48,8 @@ def load_matrix(path: Path = MATRIX) -> tuple[list[str], list[dict[str, Any]]]:
     callers: list[str] = data["callers"]
     rows = []
     for raw in data["rows"]:
-        unknown = set(raw) - {"req", "why", "else", "body", "reshare", "xfail", *callers}
+        known = {"req", "why", "else", "body", "form", "via", "reshare", "xfail", *callers}
+        unknown = set(raw) - known
         if unknown:
             raise ValueError(f"row {raw.get('req')!r}: unknown key(s) {sorted(unknown)}")
         cells = {c: raw.get(c, raw.get("else")) for c in callers}
@@ -108,6 +109,7 @@ class World:
     values: dict[str, str] = field(default_factory=dict)
     fresh: dict[str, Callable[[], str]] = field(default_factory=dict)
     victims: dict[str, str] = field(default_factory=dict)
+    sessions: dict[str, httpx.Client] = field(default_factory=dict)
 
 
 def client(url: str, token: str | None) -> httpx.Client:
@@ -122,6 +124,18 @@ def call(c: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
         return c.request(method, path, **kw)
     finally:
         c.cookies.clear()
+
+
+def sign_in(url: str, name: str, password: str) -> httpx.Client:
+    """A browser-like session: signed in through the hub's login form, cookies kept."""
+    c = httpx.Client(base_url=url, timeout=90, follow_redirects=False)
+    c.get("/hub/login")
+    r = c.post(
+        "/hub/login",
+        data={"username": name, "password": password, "_xsrf": c.cookies.get("_xsrf")},
+    )
+    assert r.status_code == 302, f"{name} could not sign in: {r.status_code} {r.text[:200]}"
+    return c
 
 
 def ok(r: httpx.Response, *codes: int) -> dict[str, Any]:
@@ -273,6 +287,18 @@ def world(platform: Platform) -> Iterator[World]:
     ok(call(sci, "DELETE", f"/services/apps/api/apps/{slug}/shares/users/{revoked}"), 200)
     viewer.close()
 
+    # a user whose password the admin rows change (no demo account is touched)
+    target = f"mx-target-{tag}"
+    hub_user(admin, target, "newcomers")
+    password = uuid.uuid4().hex
+    for name in (target, revoked):
+        r = call(admin, "PUT", f"/hub/api/dsml/users/{name}/password", json={"password": password})
+        ok(r, 200)
+
+    # hub pages take no token: these callers sign in through the login form, as people do
+    sessions = {name: sign_in(url, name, platform.password(name)) for name in DEMO}
+    sessions["revoked"] = sign_in(url, revoked, password)
+
     # a package request of the analyst
     analyst = client(url, tokens["analyst"])
     r = call(
@@ -306,23 +332,26 @@ def world(platform: Platform) -> Iterator[World]:
             "app": slug,
             "request": str(request),
             "owner": OWNER,
+            "target": target,
         },
         fresh={
             "fresh_job": lambda: str(new_job(sci, f"to delete {next(counter)}")),
             "fresh_run": lambda: str(new_run(sci, new_job(sci, f"run to delete {next(counter)}"))),
             "fresh_app": fresh_app,
         },
+        sessions=sessions,
     )
     world.values["tag"] = tag
     yield world
     # the apps the rows published, and the matrix's own; the hub users it made
-    for c in clients.values():
+    for c in [*clients.values(), *sessions.values()]:
         c.close()
     listing = ok(call(admin, "GET", "/services/apps/api/apps", params={"all": "1"}), 200)
     for app in listing["apps"]:
         if app["slug"].startswith(("mx-pub-", "mx-del-", "mx-app-")) and tag in app["slug"]:
             call(admin, "DELETE", f"/services/apps/api/apps/{app['slug']}")
-    call(admin, "DELETE", f"/hub/api/users/{revoked}")
+    for name in (revoked, target):
+        call(admin, "DELETE", f"/hub/api/users/{name}")
     admin.close()
     sci.close()
 
@@ -404,9 +433,17 @@ def walk(row: dict[str, Any], world: World) -> list[str]:
             )
         path = path_for(row, caller, world)
         body = body_for(row, caller, world)
-        r = call(
-            world.clients[caller], row["method"], path, json=body if body is not None else None
-        )
+        session = world.sessions.get(caller) if row.get("via") == "session" else None
+        if session is not None:
+            # a page of the hub: the caller's signed-in session (a form carries its _xsrf)
+            form = row.get("form")
+            data = {**form, "_xsrf": session.cookies.get("_xsrf")} if form else None
+            r = session.request(row["method"], path, data=data)
+        else:
+            # a token (which the hub's pages ignore), or nothing for the anonymous caller
+            form = row.get("form")
+            kw = {"data": form} if form else {"json": body}
+            r = call(world.clients[caller], row["method"], path, **kw)
         got = answer(r)
         if row.get("body") == "app" and r.status_code == 201:
             # a publish starts the app's server: stop and remove it before the next cell
