@@ -163,7 +163,10 @@ def tiny_notebook() -> dict[str, Any]:
                 "source": "x = 1",
             }
         ],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+        },
         "nbformat": 4,
         "nbformat_minor": 5,
     }
@@ -175,15 +178,20 @@ def wait_run(sci: httpx.Client, run_id: int, timeout: float = 120) -> dict[str, 
     while time.monotonic() < deadline:
         run = ok(call(sci, "GET", f"/services/scheduler/api/runs/{run_id}"), 200)
         if run["state"] in ("succeeded", "failed", "timed_out", "cancelled", "lost", "skipped"):
-            assert run["state"] == "succeeded", run
+            assert run["state"] == "succeeded", f"run {run_id} {run['state']}: {run['message']}"
             return run
         time.sleep(0.2)
     raise AssertionError(f"run {run_id} did not end in {timeout} s")
 
 
-def new_job(sci: httpx.Client, label: str) -> int:
+def new_job(sci: httpx.Client, label: str, **fields: Any) -> int:
     """A job of the scientist (tiny notebook, python-minimal)."""
-    body = {"name": f"matrix {label}", "notebook": tiny_notebook(), "environment": "python-minimal"}
+    body = {
+        "name": f"matrix {label}",
+        "notebook": tiny_notebook(),
+        "environment": "python-minimal",
+        **fields,
+    }
     return int(ok(call(sci, "POST", "/services/scheduler/api/jobs", json=body), 201)["id"])
 
 
@@ -273,6 +281,7 @@ def world(platform: Platform) -> Iterator[World]:
     # the scientist's job with one successful run
     job = new_job(sci, "fixture")
     run = new_run(sci, job)
+    shared_job = new_job(sci, "shared", shared_with=["analysts"])
 
     # the scientist's app, shared with the stakeholder, and with a viewer who then loses it
     revoked = f"mx-revoked-{tag}"
@@ -328,6 +337,7 @@ def world(platform: Platform) -> Iterator[World]:
         names=names,
         values={
             "job": str(job),
+            "shared_job": str(shared_job),
             "run": str(run),
             "app": slug,
             "request": str(request),
