@@ -105,7 +105,13 @@ class DsmlAuthenticator(AccountsAuthenticator, NativeAuthenticator):
         return None
 
     def get_handlers(self, app):  # type: ignore[no-untyped-def]
-        """NativeAuthenticator's pages plus the password API the `dsml` CLI uses."""
-        return [(r"/api/dsml/users/([^/]+)/password", PasswordAPIHandler)] + super().get_handlers(
-            app
-        )
+        """NativeAuthenticator's login and change-password pages, and the password API the
+        `dsml` CLI uses.
+
+        Its sign-up, e-mail confirmation and authorization pages are left out: accounts are
+        made by admins, and its `/authorize/NAME` and `/discard/NAME` change an account on a
+        plain GET, which a link an admin follows could trigger (tests/access_matrix.yaml).
+        """
+        kept = {r"/login", r"/change-password", r"/change-password/([^/]+)"}
+        native = [h for h in super().get_handlers(app) if h[0] in kept]
+        return [(r"/api/dsml/users/([^/]+)/password", PasswordAPIHandler), *native]

@@ -6,7 +6,7 @@ from typing import Any
 
 from dsml.apps.apihandlers.base import SLUG, AppsHandler
 from dsml.apps.exceptions import BadRequest, Forbidden
-from dsml.scopes import APPS_ADMIN, APPS_READ
+from dsml.scopes import APPS_ADMIN, APPS_READ, JOBS_RUN
 
 
 class AppsListHandler(AppsHandler):
@@ -35,6 +35,14 @@ class AppsListHandler(AppsHandler):
     async def post(self) -> None:
         """Publish: a new app, or a new version of the caller's app with that slug."""
         user = self.user()
+        # a published notebook runs on a server of its owner: publishing needs the right to
+        # run code (stakeholders and tokens made without it are viewers only)
+        if not (self.has_scope(JOBS_RUN) or self.has_scope(APPS_ADMIN)):
+            raise Forbidden(
+                f"publishing an app needs the scope {JOBS_RUN} (members of analysts, "
+                f"data-scientists, newcomers and platform-admins have it) or {APPS_ADMIN}; "
+                "this token has neither"
+            )
         body = self.body()
         app = self.service_app
         owner = user["name"]

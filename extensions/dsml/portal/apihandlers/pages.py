@@ -28,6 +28,7 @@ from tornado import web
 
 from dsml import scopes
 from dsml.client import APPS, RUN_FINAL_STATES, SCHEDULER, AsyncClient
+from dsml.portal.exceptions import Forbidden
 from dsml.portal.models import OPEN
 from dsml.scopes import ENV_REQUESTS_ADMIN, HEALTH_READ
 from dsml.service.handlers import APIHandler
@@ -170,6 +171,16 @@ async def section(work: Awaitable[Any]) -> dict[str, Any]:
 
 class PageHandler(APIHandler):
     """What every portal page knows: who asks and what they may see."""
+
+    async def prepare(self) -> None:
+        """Pages are for people: a service's token (the usage reader in app kernels) gets 403."""
+        await super().prepare()
+        model = self.current_user
+        if model and model.get("kind", "user") != "user":
+            raise Forbidden(
+                f"portal pages are for users; this token belongs to {model.get('kind')} "
+                f"{model.get('name')}: GET {self.service_app.service_prefix}api/usage instead"
+            )
 
     def page_flags(self) -> dict[str, bool]:
         """Whether the caller uses JupyterLab and whether they administer the platform."""

@@ -79,6 +79,12 @@ class RequestsHandler(APIHandler):
     async def get(self) -> None:
         """`?mine=1` shows an admin only their own; `cursor`, `limit` page."""
         user = self.user()
+        if user.get("kind", "user") != "user" and not self.has_scope(ENV_REQUESTS_ADMIN):
+            # a service files no requests: without the admin scope it has none to read
+            raise Forbidden(
+                f"package requests belong to users; {user.get('kind')} {user['name']} needs "
+                f"the {ENV_REQUESTS_ADMIN} scope to read them"
+            )
         after, limit = self.page()
         mine = self.get_argument("mine", "") in ("1", "true")
         owner = None if self.has_scope(ENV_REQUESTS_ADMIN) and not mine else user["name"]

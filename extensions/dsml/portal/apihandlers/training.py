@@ -22,6 +22,12 @@ class ProgressHandler(APIHandler):
         """{"user", "modules", "next", "results"}."""
         caller = self.user()
         name = self.get_argument("user", None)
+        if caller.get("kind", "user") != "user" and not self.has_scope(USAGE_ADMIN):
+            # a service learns nothing: progress is recorded for users only
+            raise Forbidden(
+                f"training progress belongs to users; {caller.get('kind')} {caller['name']} "
+                f"needs the {USAGE_ADMIN} scope to read it"
+            )
         if name is None or name == caller["name"]:
             name = caller["name"]
         elif not self.has_scope(USAGE_ADMIN):
