@@ -3,12 +3,14 @@
 Store methods are plain synchronous SQLAlchemy calls that open and close their own session;
 handlers await them through `SQLStore.run`, which runs them on the store's own thread(s), so
 the event loop never waits on the database. SQLite (the default) gets one writer thread and
-WAL; PostgreSQL gets a few threads and connection checks.
+WAL; PostgreSQL gets a few threads, connection checks, and retries while the server restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,8 +20,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 30.0
+"""How long a store call on PostgreSQL is retried while the server is unreachable, in seconds."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -38,7 +46,7 @@ class SQLStore:
 
     def __init__(self, url: str):
         self.url = url
-        is_sqlite = url.startswith("sqlite")
+        self.is_sqlite = is_sqlite = url.startswith("sqlite")
         self.engine: Engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30} if is_sqlite else {},
@@ -58,9 +66,42 @@ class SQLStore:
             command.upgrade(config, "head")
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a store method on the store's thread and await its result."""
+        """Run a store method on the store's thread and await its result.
+
+        On PostgreSQL a call that lost its connection (the server restarting, a failover) is
+        run again, for up to `RETRY_SECONDS`: each store method is one transaction, which the
+        server rolled back when it cut the connection, so running it again writes it once.
+        """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        deadline = time.monotonic() + RETRY_SECONDS
+        delay = 0.1
+        while True:
+            try:
+                return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+            except (OperationalError, InterfaceError) as e:
+                if not self._lost_connection(e) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("database unreachable (%s), retrying", str(e.orig).strip()[:200])
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _lost_connection(self, error: OperationalError | InterfaceError) -> bool:
+        """Whether `error` says the server went away (worth a retry), not that the call was bad.
+
+        SQLite's errors (locked, disk full) do not pass by waiting a few seconds. On PostgreSQL:
+        a connection SQLAlchemy saw drop, one refused before the server answered (no SQLSTATE),
+        a connection exception (class 08) or the server shutting down or starting (57P01-57P03).
+        """
+        if self.is_sqlite:
+            return False
+        # psycopg 3 names the SQLSTATE `sqlstate`, psycopg2 `pgcode`
+        code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+        return (
+            error.connection_invalidated
+            or code is None
+            or code.startswith("08")
+            or code in ("57P01", "57P02", "57P03")
+        )
 
     def close(self) -> None:
         """Release connections and the worker thread."""
