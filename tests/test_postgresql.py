@@ -313,7 +313,10 @@ def test_postgresql_restarted_mid_write_loses_nothing(
         f"in all {accepted}; refused {len(refused)}"
     )
     assert all(accepted[kind] > before[kind] for kind in accepted), (before, accepted)
-    assert refused == [], refused[:5]
+    # a write cut after its COMMIT was sent may have been stored: it is refused (a 5xx the
+    # client may retry), never run twice (which would show as a 409 or a doubled attempt)
+    assert all(r.startswith("5") and '"message"' in r for r in refused), refused[:5]
+    unsure = {kind: sum(len(w.refused) for w in group) for kind, group in writers.items()}
 
     # every run ends, once, with its final state
     finals = [sci.wait(run, timeout=120) for run in runs]
@@ -334,16 +337,20 @@ def test_postgresql_restarted_mid_write_loses_nothing(
         for e in learner.get("training/progress").json()["results"]
         if e["notebook"] == notebook
     }
-    assert stored_attempts == {
-        exercise: sum(sum(w.accepted) for w in writers[exercise])  # type: ignore[arg-type]
-        for exercise in ("02.1", "02.2", "02.3")
-    }
-    job_ids = [x for w in writers["jobs"] for x in w.accepted]
+    stored_unsure = {}
+    for exercise, weight in (("02.1", 1), ("02.2", 1), ("02.3", 20)):
+        sent = sum(sum(w.accepted) for w in writers[exercise])  # type: ignore[misc]
+        assert sent <= stored_attempts[exercise] <= sent + weight * unsure[exercise], exercise
+        stored_unsure[exercise] = (stored_attempts[exercise] - sent) // weight
+    job_ids = {x for w in writers["jobs"] for x in w.accepted}
     stored = postgres.sql(
         "SELECT id FROM jobs WHERE name LIKE 'pg restart %' AND name <> 'pg restart sleeps'",
         "scheduler",
     )
-    assert sorted(row[0] for row in stored) == sorted(job_ids)
+    stored_ids = {row[0] for row in stored}
+    assert job_ids <= stored_ids and len(stored_ids - job_ids) <= unsure["jobs"]
+    stored_unsure["jobs"] = len(stored_ids - job_ids)
+    print(f"refused (5xx) per kind {unsure}, of which stored {stored_unsure}: {refused}")
 
     # and the services keep serving: a new run, the apps list, the usage figures
     assert sci.wait(sci.start(job, {"seconds": 0}))["state"] == "succeeded"

@@ -156,8 +156,10 @@ class Store(SQLStore):
                 row.attempts = (row.attempts or 0) + 1
                 row.created = min(row.created, e["at"])
                 row.updated = max(row.updated, e["at"])
+            # read before the commit: a read after it could fail (server gone) once written
+            stored = [rows[(e["notebook"], e["exercise"])].to_dict() for e in entries]
             s.commit()
-            return [rows[(e["notebook"], e["exercise"])].to_dict() for e in entries]
+            return stored
 
     def results_of(self, user: str) -> list[dict[str, Any]]:
         """A learner's entries, by notebook and exercise."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,9 @@ class SQLStore:
         )
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        # whether the call running on this thread has sent a COMMIT (then it is not retried)
+        self._calls = threading.local()
+        event.listen(self.engine, "commit", self._commit_sent)
         # SQLite allows one writer: one thread keeps writes in order; PostgreSQL takes more
         self._pool = ThreadPoolExecutor(1 if is_sqlite else 4, thread_name_prefix="store")
 
@@ -68,22 +72,39 @@ class SQLStore:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a store method on the store's thread and await its result.
 
-        On PostgreSQL a call that lost its connection (the server restarting, a failover) is
-        run again, for up to `RETRY_SECONDS`: each store method is one transaction, which the
-        server rolled back when it cut the connection, so running it again writes it once.
+        On PostgreSQL a call that lost its connection (the server restarting, a failover)
+        before it sent a COMMIT is run again, for up to `RETRY_SECONDS`: the server rolled its
+        transaction back, so running it again writes it once. A call cut after its COMMIT was
+        sent may have written: it fails rather than risk writing twice.
         """
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + RETRY_SECONDS
         delay = 0.1
         while True:
             try:
-                return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+                return await loop.run_in_executor(self._pool, self._call, fn, args, kwargs)
             except (OperationalError, InterfaceError) as e:
-                if not self._lost_connection(e) or time.monotonic() + delay > deadline:
+                if (
+                    getattr(e, "dsml_after_commit", False)
+                    or not self._lost_connection(e)
+                    or time.monotonic() + delay > deadline
+                ):
                     raise
                 log.warning("database unreachable (%s), retrying", str(e.orig).strip()[:200])
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    def _commit_sent(self, _connection: Any) -> None:
+        self._calls.commit_sent = True
+
+    def _call(self, fn: Callable[..., T], args: tuple, kwargs: dict[str, Any]) -> T:
+        """Run `fn` on this thread; mark a lost connection that came after a COMMIT was sent."""
+        self._calls.commit_sent = False
+        try:
+            return fn(*args, **kwargs)
+        except (OperationalError, InterfaceError) as e:
+            e.dsml_after_commit = self._calls.commit_sent  # type: ignore[attr-defined]
+            raise
 
     def _lost_connection(self, error: OperationalError | InterfaceError) -> bool:
         """Whether `error` says the server went away (worth a retry), not that the call was bad.
