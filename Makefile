@@ -54,9 +54,10 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # Debian's Chromium drives the browser tests (Playwright with executablePath /usr/bin/chromium);
-# systemd-analyze (Debian package systemd) checks the unit of `dsml systemd-unit`
+# systemd-analyze (Debian package systemd) checks the unit of `dsml systemd-unit`;
+# Debian's PostgreSQL is started by tests/test_postgresql.py as the services' database
 chromium:
-	@command -v chromium >/dev/null && command -v systemd-analyze >/dev/null || { $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y chromium systemd; }
+	@command -v chromium >/dev/null && command -v systemd-analyze >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y chromium systemd postgresql; }
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

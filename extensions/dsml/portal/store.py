@@ -113,21 +113,33 @@ class Store(SQLStore):
         """Record attempts of `user` (checked entries with an `at` time); the stored rows.
 
         One row per (user, notebook, exercise): passed stays true once true, attempts counts,
-        updated is the latest attempt's time.
+        updated is the latest attempt's time. Concurrent calls add up (on PostgreSQL the rows
+        are locked, in one order, before they are read); a row two calls created at once is
+        added to by the second.
         """
+        try:
+            return self._record_results(user, entries)
+        except IntegrityError:
+            # another call inserted one of the rows first: it exists now, lock and add to it
+            return self._record_results(user, entries)
+
+    def _record_results(self, user: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         with Session(self.engine) as s:
             rows: dict[tuple[str, str], TrainingResult] = {}
+            # FOR UPDATE, keys sorted: no lost attempt, no deadlock between two batches
+            for notebook, exercise in sorted({(e["notebook"], e["exercise"]) for e in entries}):
+                rows[(notebook, exercise)] = s.scalars(
+                    select(TrainingResult)
+                    .where(
+                        TrainingResult.user == user,
+                        TrainingResult.notebook == notebook,
+                        TrainingResult.exercise == exercise,
+                    )
+                    .with_for_update()
+                ).first()
             for e in entries:
                 key = (e["notebook"], e["exercise"])
-                row = rows.get(key)
-                if row is None:
-                    row = s.scalars(
-                        select(TrainingResult).where(
-                            TrainingResult.user == user,
-                            TrainingResult.notebook == e["notebook"],
-                            TrainingResult.exercise == e["exercise"],
-                        )
-                    ).first()
+                row = rows[key]
                 if row is None:
                     row = TrainingResult(
                         user=user,
@@ -144,8 +156,10 @@ class Store(SQLStore):
                 row.attempts = (row.attempts or 0) + 1
                 row.created = min(row.created, e["at"])
                 row.updated = max(row.updated, e["at"])
+            # read before the commit: a read after it could fail (server gone) once written
+            stored = [rows[(e["notebook"], e["exercise"])].to_dict() for e in entries]
             s.commit()
-            return [rows[(e["notebook"], e["exercise"])].to_dict() for e in entries]
+            return stored
 
     def results_of(self, user: str) -> list[dict[str, Any]]:
         """A learner's entries, by notebook and exercise."""

@@ -3,12 +3,15 @@
 Store methods are plain synchronous SQLAlchemy calls that open and close their own session;
 handlers await them through `SQLStore.run`, which runs them on the store's own thread(s), so
 the event loop never waits on the database. SQLite (the default) gets one writer thread and
-WAL; PostgreSQL gets a few threads and connection checks.
+WAL; PostgreSQL gets a few threads, connection checks, and retries while the server restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,8 +21,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 30.0
+"""How long a store call on PostgreSQL is retried while the server is unreachable, in seconds."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -38,7 +47,7 @@ class SQLStore:
 
     def __init__(self, url: str):
         self.url = url
-        is_sqlite = url.startswith("sqlite")
+        self.is_sqlite = is_sqlite = url.startswith("sqlite")
         self.engine: Engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30} if is_sqlite else {},
@@ -46,6 +55,9 @@ class SQLStore:
         )
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        # whether the call running on this thread has sent a COMMIT (then it is not retried)
+        self._calls = threading.local()
+        event.listen(self.engine, "commit", self._commit_sent)
         # SQLite allows one writer: one thread keeps writes in order; PostgreSQL takes more
         self._pool = ThreadPoolExecutor(1 if is_sqlite else 4, thread_name_prefix="store")
 
@@ -58,9 +70,59 @@ class SQLStore:
             command.upgrade(config, "head")
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a store method on the store's thread and await its result."""
+        """Run a store method on the store's thread and await its result.
+
+        On PostgreSQL a call that lost its connection (the server restarting, a failover)
+        before it sent a COMMIT is run again, for up to `RETRY_SECONDS`: the server rolled its
+        transaction back, so running it again writes it once. A call cut after its COMMIT was
+        sent may have written: it fails rather than risk writing twice.
+        """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        deadline = time.monotonic() + RETRY_SECONDS
+        delay = 0.1
+        while True:
+            try:
+                return await loop.run_in_executor(self._pool, self._call, fn, args, kwargs)
+            except (OperationalError, InterfaceError) as e:
+                if (
+                    getattr(e, "dsml_after_commit", False)
+                    or not self._lost_connection(e)
+                    or time.monotonic() + delay > deadline
+                ):
+                    raise
+                log.warning("database unreachable (%s), retrying", str(e.orig).strip()[:200])
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _commit_sent(self, _connection: Any) -> None:
+        self._calls.commit_sent = True
+
+    def _call(self, fn: Callable[..., T], args: tuple, kwargs: dict[str, Any]) -> T:
+        """Run `fn` on this thread; mark a lost connection that came after a COMMIT was sent."""
+        self._calls.commit_sent = False
+        try:
+            return fn(*args, **kwargs)
+        except (OperationalError, InterfaceError) as e:
+            e.dsml_after_commit = self._calls.commit_sent  # type: ignore[attr-defined]
+            raise
+
+    def _lost_connection(self, error: OperationalError | InterfaceError) -> bool:
+        """Whether `error` says the server went away (worth a retry), not that the call was bad.
+
+        SQLite's errors (locked, disk full) do not pass by waiting a few seconds. On PostgreSQL:
+        a connection SQLAlchemy saw drop, one refused before the server answered (no SQLSTATE),
+        a connection exception (class 08) or the server shutting down or starting (57P01-57P03).
+        """
+        if self.is_sqlite:
+            return False
+        # psycopg 3 names the SQLSTATE `sqlstate`, psycopg2 `pgcode`
+        code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+        return (
+            error.connection_invalidated
+            or code is None
+            or code.startswith("08")
+            or code in ("57P01", "57P02", "57P03")
+        )
 
     def close(self) -> None:
         """Release connections and the worker thread."""
