@@ -229,7 +229,7 @@ def test_hub_lock_installs_into_a_fresh_virtualenv() -> None:
         done.write_text(digest + "\n")
     check = subprocess.run(
         [str(python), "-c",
-         "import jupyterhub, kubespawner, jupyterhub_idle_culler, dsml.hub.kubernetes;"
+         "import jupyterhub, kubespawner, jupyterhub_idle_culler, psycopg, dsml.hub.kubernetes;"
          "print(jupyterhub.__version__)"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
