@@ -23,8 +23,8 @@ from pathlib import Path
 
 import httpx
 import nbformat
-import papermill
 import pytest
+from test_notebooks import execute
 
 from dsml.datadir import DataDir
 
@@ -47,31 +47,6 @@ PRECISION_RECALL_FLOOR = 0.7
 
 CELL_TIMEOUT = 180
 """Seconds one cell may take; the slowest cell (the elbow's ten k-means fits) takes a few."""
-
-
-def execute(notebook: Path, out: Path, **kwargs: object) -> None:
-    """Papermill with a per-cell deadline, and one more try when a cell's answer never came.
-
-    On a loaded machine the client has (rarely) missed the kernel's last IOPub message and
-    waited forever on an idle kernel (tests/test_notebooks.py has the same helper); a cell that
-    times out is run again once in a fresh kernel. A notebook that fails, or hangs twice, fails.
-    """
-    from nbclient.exceptions import CellTimeoutError
-
-    for attempt in (1, 2):
-        try:
-            papermill.execute_notebook(
-                str(notebook),
-                str(out),
-                cwd=str(notebook.parent),
-                progress_bar=False,
-                execution_timeout=CELL_TIMEOUT,
-                **kwargs,
-            )
-            return
-        except CellTimeoutError:
-            if attempt == 2:
-                raise
 
 
 def offline_env(env_datadir: DataDir) -> dict[str, str]:
