@@ -293,6 +293,10 @@ def platform(env_datadir: DataDir, tmp_path_factory: pytest.TempPathFactory):
         MAIL.stop()
 
 
+MADE_TOKENS: list[str] = []
+"""Every hub API token `hub_token` made in this session (the secrets test looks for each)."""
+
+
 def hub_token(platform: Platform, name: str) -> str:
     """Log `name` in through the login form and ask the hub for an API token, as a user can."""
     with httpx.Client(base_url=platform.url, timeout=30) as client:
@@ -312,7 +316,9 @@ def hub_token(platform: Platform, name: str) -> str:
             headers={"X-XSRFToken": client.cookies.get("_xsrf")},
         )
         assert r.status_code == 201, r.text[:300]
-        return r.json()["token"]
+        token = r.json()["token"]
+        MADE_TOKENS.append(token)
+        return token
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import papermill
 import pytest
 
 from dsml.datadir import DataDir
+from dsml.kernelclient import SteadyKernelManager
 
 from conftest import ROOT
 
@@ -30,28 +31,20 @@ CELL_TIMEOUT = 180
 
 
 def execute(notebook: Path, out: Path, **kwargs: object) -> None:
-    """Papermill with a per-cell deadline, and one more try when a cell's answer never came.
+    """Papermill with a per-cell deadline, on the platform's steady kernel client.
 
-    On a loaded machine the client has (rarely) missed the kernel's last IOPub message and
-    waited forever on an idle kernel; a cell that times out is run again once in a fresh
-    kernel. A notebook that fails, or hangs twice, still fails the test.
+    The client is the one jobs and apps run on (`dsml.kernelclient`): nbclient's plain one
+    could miss a reply on a loaded machine and wait forever on an idle kernel.
     """
-    from nbclient.exceptions import CellTimeoutError
-
-    for attempt in (1, 2):
-        try:
-            papermill.execute_notebook(
-                str(notebook),
-                str(out),
-                cwd=str(notebook.parent),
-                progress_bar=False,
-                execution_timeout=CELL_TIMEOUT,
-                **kwargs,
-            )
-            return
-        except CellTimeoutError:
-            if attempt == 2:
-                raise
+    papermill.execute_notebook(
+        str(notebook),
+        str(out),
+        cwd=str(notebook.parent),
+        progress_bar=False,
+        execution_timeout=CELL_TIMEOUT,
+        kernel_manager_class=SteadyKernelManager,
+        **kwargs,
+    )
 
 
 @pytest.fixture

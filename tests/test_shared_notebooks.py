@@ -233,7 +233,7 @@ def test_dashboard_renders_under_voila(name: str, env_datadir: DataDir, tmp_path
                 "--show_tracebacks=True",
                 # as the platform's app server runs Voila: Voila 0.5's own kernel client can
                 # miss a cell's reply while an Output widget writes (dsml.apps.server)
-                "--AsyncKernelManager.client_class=dsml.apps.server.SteadyKernelClient",
+                "--AsyncKernelManager.client_class=dsml.kernelclient.SteadyKernelClient",
             ],
             cwd=SHARED,
             env=env,

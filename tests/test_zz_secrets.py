@@ -7,8 +7,7 @@ requests on the session's platform. It gathers every secret the platform knows:
 * the files of `<data dir>/secrets/` (the proxy's token, the hub's cookie secret, the admin
   and usage-reader service tokens) and every service's `cookie_secret`,
 * the demo users' passwords and the admin token of the `platform` fixture,
-* every hub API token a test made through `conftest.hub_token` (recorded from here on import,
-  which comes after every other test module's: collection imports files in order),
+* every hub API token a test made through `conftest.hub_token` (`conftest.MADE_TOKENS`),
 * each platform process's token-like environment variables (`JUPYTERHUB_API_TOKEN` of the
   hub-managed services, user and app servers and warm workers, `CONFIGPROXY_AUTH_TOKEN`, ...),
 
@@ -28,7 +27,6 @@ import json
 import os
 import re
 import sqlite3
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,25 +35,6 @@ import pytest
 
 import conftest
 from conftest import Platform
-
-RECORDED: list[str] = []
-"""Hub API tokens made by tests through conftest.hub_token (in this session)."""
-
-_hub_token = conftest.hub_token
-
-
-def _recording_hub_token(platform: Platform, name: str) -> str:
-    """conftest.hub_token, remembering the token it made."""
-    token = _hub_token(platform, name)
-    RECORDED.append(token)
-    return token
-
-
-# every module imported so far bound conftest.hub_token by name: rebind those names too
-conftest.hub_token = _recording_hub_token
-for _module in list(sys.modules.values()):
-    if getattr(_module, "hub_token", None) is _hub_token:
-        _module.hub_token = _recording_hub_token  # type: ignore[attr-defined]
 
 SECRET_KEYS = re.compile(r"TOKEN|SECRET|PASSWORD|CRYPT_KEY|AUTH_KEY", re.IGNORECASE)
 """Environment variable names whose values are secrets."""
@@ -138,7 +117,7 @@ def known_secrets(platform: Platform) -> dict[str, str]:
     for name, user in platform.users.items():
         add(user.get("password"), f"the password of {name}")
     add(platform.admin_token, "the platform fixture's admin token")
-    for n, token in enumerate(RECORDED):
+    for n, token in enumerate(conftest.MADE_TOKENS):
         add(token, f"hub token {n} made by a test")
     for value, source in process_secrets(platform_pids(platform)).items():
         add(value, source)
@@ -190,7 +169,7 @@ def stored_files(platform: Platform) -> Iterator[tuple[Path, str]]:
 
 @pytest.fixture(scope="module")
 def secrets(platform: Platform) -> dict[str, str]:
-    if not RECORDED:  # this file run alone: make one token as the other files do
+    if not conftest.MADE_TOKENS:  # this file run alone: make one token as the other files do
         conftest.hub_token(platform, "scientist")
     found = known_secrets(platform)
     kinds = {source.split(" of ")[0] for source in found.values()}
@@ -203,7 +182,7 @@ def secrets(platform: Platform) -> dict[str, str]:
 
 def test_error_messages_do_not_echo_secrets(platform: Platform, secrets: dict[str, str]) -> None:
     finder = Finder(secrets)
-    user_token = RECORDED[-1]
+    user_token = conftest.MADE_TOKENS[-1]
     with httpx.Client(base_url=platform.url, timeout=30) as client:
         for service in SERVICES:
             api = f"/services/{service}/api"

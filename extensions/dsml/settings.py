@@ -241,12 +241,12 @@ def default_settings_path() -> Path:
     return platform_root() / "hub_config" / "settings.yaml"
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge override onto a copy of base: maps merge, everything else replaces."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -299,7 +299,7 @@ def validate(data: Any, source: str = "settings") -> dict[str, Any]:
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         raise SettingsError(f"{source}: {_describe(errors[0])}")
-    merged = _merge(DEFAULTS, data)
+    merged = deep_merge(DEFAULTS, data)
     _check_oauth(merged["auth"], source)
     return merged
 

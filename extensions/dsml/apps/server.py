@@ -56,8 +56,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
-from jupyter_client.asynchronous import AsyncKernelClient
-from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_server.auth.identity import IdentityProvider, User
 from jupyter_server.base.handlers import FileFindHandler
 from jupyter_server.utils import url_path_join
@@ -67,7 +65,6 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httputil import url_concat
 from tornado.ioloop import PeriodicCallback
-from traitlets import Type
 from traitlets.config import Config
 from voila.app import Voila
 from voila.request_info_handler import RequestInfoSocketHandler
@@ -79,6 +76,8 @@ from voila.static_file_handler import (
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 from voila.utils import get_voila_labextensions_path
+
+from dsml.kernelclient import STEADY_KERNEL_CLIENT
 
 log = logging.getLogger("dsml.apps.server")
 
@@ -313,47 +312,6 @@ def set_kernel(notebook: Path, kernel_name: str) -> tuple[dict[str, Any], list[s
 
 
 # --------------------------------------------------------------------------- log, events, activity
-
-
-POLL_SLICE_MS = 100
-"""How long the notebook's runner waits on a kernel socket before it looks again."""
-
-
-class SteadyChannel(AsyncZMQSocketChannel):
-    """A kernel channel whose wait for a message cannot miss one that has arrived.
-
-    A ZeroMQ socket tells asyncio about new messages by an edge-triggered descriptor. nbclient
-    sends the Output widget's updates on the shell socket while it waits on that same socket for
-    the cell's reply, and a send can take the edge the reply raised: the wait then never wakes,
-    though the kernel is idle with the reply delivered. Measured with Voila alone on the corpus
-    notebook `output.ipynb`, up to one page in two hung that way. Waiting in short slices, each
-    starting with a real check of the socket, picks such a reply up within POLL_SLICE_MS.
-    """
-
-    async def get_msg(self, timeout: float | None = None) -> dict[str, Any]:  # type: ignore[override]
-        """The next message, waiting up to `timeout` seconds (None: for ever); Empty if none."""
-        from queue import Empty
-
-        assert self.socket is not None
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if await self.socket.poll(0):
-                return await self._recv()
-            wait = POLL_SLICE_MS
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise Empty
-                wait = min(wait, max(1, int(left * 1000)))
-            if await self.socket.poll(wait):
-                return await self._recv()
-
-
-class SteadyKernelClient(AsyncKernelClient):
-    """The client Voila's notebook runner gets: SteadyChannel for shell and IOPub."""
-
-    shell_channel_class = Type(SteadyChannel)  # type: ignore[assignment]
-    iopub_channel_class = Type(SteadyChannel)  # type: ignore[assignment]
 
 
 class LogTail(logging.Handler):
@@ -1166,7 +1124,7 @@ def build_server(
     # sockets by the files already there, so kernels started together would take the same
     # sockets; each kernel's prefix is its own connection file's name (0700 folder below base)
     c.KernelManager.transport = "ipc"
-    c.AsyncKernelManager.client_class = "dsml.apps.server.SteadyKernelClient"
+    c.AsyncKernelManager.client_class = STEADY_KERNEL_CLIENT
 
     server = AppServer(config=c)
     server.workdir = base

@@ -46,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _run_locally(nb_path: Path, env_name: str, args: argparse.Namespace) -> dict[str, Any]:
     import papermill
 
+    from dsml.kernelclient import SteadyKernelManager
+
     _, datadir = resolve(args)
     env = find_environment(env_name)
     if env_build.status(env, datadir).state != "built":
@@ -66,6 +68,7 @@ def _run_locally(nb_path: Path, env_name: str, args: argparse.Namespace) -> dict
                 cwd=str(nb_path.parent),
                 progress_bar=not args.json,
                 execution_timeout=args.timeout,
+                kernel_manager_class=SteadyKernelManager,
             )
         except papermill.PapermillExecutionError:
             pass  # the error is an output like any other: compared below

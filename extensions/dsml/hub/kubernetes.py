@@ -124,17 +124,6 @@ def on_z2jh(c: Any) -> bool:
     return False
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge override onto a copy of base (maps merge, the rest replaces)."""
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def load_values(path: str | os.PathLike[str] = VALUES_FILE) -> dict[str, Any]:
     """The chart's `dsml:` values (JSON), merged onto DEFAULT_VALUES."""
     try:
@@ -149,7 +138,7 @@ def load_values(path: str | os.PathLike[str] = VALUES_FILE) -> dict[str, Any]:
         raise SettingsError(
             f"{path}: expected a mapping of dsml values, found {type(data).__name__}"
         )
-    return _merge(DEFAULT_VALUES, data)
+    return settings_mod.deep_merge(DEFAULT_VALUES, data)
 
 
 def load_settings(path: str | os.PathLike[str] = SETTINGS_FILE) -> dict[str, Any]:

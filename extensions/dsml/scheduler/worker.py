@@ -107,14 +107,16 @@ def start_kernel(kernel_name: str, cwd: str):  # type: ignore[no-untyped-def]
     nbclient watches an async kernel manager for a dead kernel while a cell runs; with a
     blocking one, a kernel that dies mid-cell would leave the run waiting forever.
     """
-    from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
+
+    from dsml.kernelclient import SteadyKernelManager
 
     last: Exception | None = None
     # a kernel can lose the race for its ports (ZMQError: address in use) and never answer:
     # give each try a bounded wait and start a fresh kernel instead of waiting it out
     for _attempt in range(3):
-        km = AsyncKernelManager(kernel_name=kernel_name)
+        # its clients' waits for a cell's reply cannot miss it (dsml.kernelclient)
+        km = SteadyKernelManager(kernel_name=kernel_name)
         run_sync(km.start_kernel)(cwd=cwd)
         kc = km.client()
         kc.start_channels()
