@@ -173,9 +173,12 @@ class PortalApp(ServiceApp):
 
     # usage figures
 
-    async def usage_totals(self) -> dict[str, Any]:
-        """The totals of `GET /api/usage` (asks the hub, scheduler and apps service now)."""
-        return (await self.usage.collect())["figures"]
+    async def usage_totals(self, recent: bool = False) -> dict[str, Any]:
+        """The totals of `GET /api/usage`: asked of the hub, scheduler and apps service now,
+        or with `recent`, the last collection while it is younger than `usage_poll_seconds`
+        (for scrapes and pages, so that their repeats cost the sources nothing)."""
+        max_age = float(self.usage_poll_seconds) if recent else 0.0
+        return (await self.usage.collect(max_age=max_age))["figures"]
 
     async def usage_users(self) -> dict[str, Any]:
         """{"users": [per-user rows], "missing": [...]} (for USAGE_ADMIN callers only)."""

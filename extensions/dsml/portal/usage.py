@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -294,6 +295,9 @@ class UsageCollector:
         self._services: dict[str, AsyncClient] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        # the last collection: (when it started, on the monotonic clock; whether it has the
+        # per-user table; what it returned)
+        self._last: tuple[float, bool, dict[str, Any]] | None = None
 
     async def close(self) -> None:
         """Stop the poller and close the connections."""
@@ -333,14 +337,27 @@ class UsageCollector:
     async def _apps(self) -> dict[str, Any]:
         return await apps_figures(await self.service(APPS))
 
-    async def collect(self, per_user: bool = False) -> dict[str, Any]:
+    async def collect(self, per_user: bool = False, max_age: float = 0.0) -> dict[str, Any]:
         """Ask every source, record what the hub does not keep, save today's snapshot.
 
         Returns {"figures", "users" (the admins' table rows), "missing"}. One collection at
-        a time: callers that arrive meanwhile wait for it rather than ask the sources again.
+        a time. A caller content with figures up to `max_age` seconds old (a Prometheus
+        scrape, a page: the poller refreshes them every poll) gets the last collection when it
+        is that recent, so repeated views cost no calls to the sources; with 0 it waits for a
+        collection that started after it asked.
         """
+        asked = time.monotonic()
         async with self._lock:
-            return await self._collect(per_user)
+            if self._last is not None:
+                started, has_users, got = self._last
+                if (has_users or not per_user) and (
+                    started >= asked or (max_age > 0 and asked - started <= max_age)
+                ):
+                    return got
+            started = time.monotonic()
+            got = await self._collect(per_user)
+            self._last = (started, per_user, got)
+            return got
 
     async def _collect(self, per_user: bool) -> dict[str, Any]:
         store = self.app.store

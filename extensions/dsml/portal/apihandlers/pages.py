@@ -73,8 +73,8 @@ async def _portal_figure(app: Any, method: str, *args: Any) -> Any:
 
 
 async def usage_totals(app: Any) -> dict[str, Any]:
-    """The platform's usage totals (`GET /api/usage`), or Unavailable."""
-    return await _portal_figure(app, "usage_totals")
+    """The platform's usage totals (`GET /api/usage`, up to a poll old), or Unavailable."""
+    return await _portal_figure(app, "usage_totals", True)
 
 
 async def usage_history(app: Any, days: int) -> dict[str, Any]:

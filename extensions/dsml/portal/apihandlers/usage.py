@@ -65,7 +65,7 @@ class MetricsHandler(APIHandler):
     async def get(self) -> None:
         """The text exposition format."""
         self.user()
-        figures = await self.service_app.usage_totals()
+        figures = await self.service_app.usage_totals(recent=True)
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.finish(metrics_text(figures))
