@@ -212,6 +212,31 @@ def test_a_job_an_app_progress_and_usage_on_postgresql(platform: Platform) -> No
     assert figures["apps"]["published"] >= 1
 
 
+def test_concurrent_publishes_of_one_app_get_consecutive_versions(platform: Platform) -> None:
+    """Six publishes of a new slug at once on PostgreSQL: one app, versions 1-6, no error."""
+    token = Api(platform, "scientist").token
+
+    def one(_n: int) -> httpx.Response:
+        with httpx.Client(
+            base_url=platform.url + "/services/apps/api/",
+            headers={"Authorization": f"token {token}"},
+            timeout=120,
+        ) as client:
+            return publish(client, slug="pg-race")
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(one, range(6)))
+    assert [r.status_code for r in answers] == [201] * 6, [r.text[:200] for r in answers]
+    assert sorted(r.json()["version"]["version"] for r in answers) == [1, 2, 3, 4, 5, 6]
+    with httpx.Client(
+        base_url=platform.url + "/services/apps/api/",
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+    ) as client:
+        versions = client.get("apps/pg-race/versions").json()["versions"]
+    assert sorted(v["version"] for v in versions) == [1, 2, 3, 4, 5, 6]
+
+
 def portal_client(platform: Platform, name: str) -> httpx.Client:
     """A client of the portal's API with `name`'s own token."""
     return httpx.Client(

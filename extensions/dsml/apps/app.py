@@ -90,6 +90,12 @@ class AppsApp(ServiceApp):
         self.hub = HubApps(self.hub_api_url, self.api_token, base)
         self.public_prefix = (self.public_url or "").rstrip("/") + self.service_prefix
         self.start_attempts: dict[str, float] = {}
+        # one (re)start of an app's server at a time: concurrent publishes of one app each
+        # restart it, and the hub refuses a stop or start while another is pending. Requests
+        # are numbered per app; one that began after a request was made serves it too
+        self.serving: dict[str, asyncio.Lock] = {}
+        self.serve_asked: dict[str, int] = {}
+        self.served: dict[str, tuple[int, str]] = {}
         self._tasks: list[asyncio.Task] = []
         self._starting: set[asyncio.Future] = set()
 
@@ -319,6 +325,18 @@ class AppsApp(ServiceApp):
 
     async def serve_current(self, app: dict[str, Any], restart: bool) -> str:
         """Start the app's server, or restart it so it serves the current version."""
+        slug = app["slug"]
+        mine = self.serve_asked[slug] = self.serve_asked.get(slug, 0) + 1
+        async with self.serving.setdefault(slug, asyncio.Lock()):
+            done, state = self.served.get(slug, (0, ""))
+            if done >= mine:
+                return state
+            began = self.serve_asked[slug]
+            state = await self._serve_current(app, restart)
+            self.served[slug] = (began, state)
+            return state
+
+    async def _serve_current(self, app: dict[str, Any], restart: bool) -> str:
         server = server_name(app["slug"])
         if restart:
             self.start_attempts.pop(app["slug"], None)

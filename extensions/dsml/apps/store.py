@@ -105,10 +105,27 @@ class Store(SQLStore):
         """Add a version (and the app when it is new); returns (app, version, created).
 
         A slug another owner holds is a SlugTaken; the new version becomes the current one.
+        Concurrent publishes of one app get consecutive versions: the app's row is locked
+        while its next number is taken (PostgreSQL; SQLite has one writer), and the loser of a
+        race to create the app publishes again, as a new version of the winner's app.
         """
+        try:
+            return self._publish(slug, owner, author, app_fields, version_fields, managed)
+        except IntegrityError:
+            return self._publish(slug, owner, author, app_fields, version_fields, managed)
+
+    def _publish(
+        self,
+        slug: str,
+        owner: str,
+        author: str,
+        app_fields: dict[str, Any],
+        version_fields: dict[str, Any],
+        managed: bool,
+    ) -> tuple[dict[str, Any], dict[str, Any], bool]:
         with Session(self.engine) as s:
             now = utcnow()
-            app = s.scalars(select(App).where(App.slug == slug)).first()
+            app = s.scalars(select(App).where(App.slug == slug).with_for_update()).first()
             created = app is None
             if app is None:
                 app = App(
@@ -153,15 +170,7 @@ class Store(SQLStore):
                 has_thumbnail=bool(version_fields.get("has_thumbnail")),
             )
             s.add(version)
-            try:
-                s.commit()
-            except IntegrityError:
-                # the same slug published twice at the same moment: one of them wins
-                s.rollback()
-                raise SlugTaken(
-                    f"the app {slug!r} was published by someone else at the same moment; "
-                    "publish again"
-                ) from None
+            s.commit()
             return self._record(s, app), version_dict(version), created
 
     def versions(self, slug: str) -> list[dict[str, Any]]:
