@@ -88,6 +88,8 @@ SCHEMA: dict[str, Any] = {
                 "capacity": {"type": "integer", "minimum": 1, "maximum": 64},
                 "warm_workers": {"type": "integer", "minimum": 0, "maximum": 8},
                 "max_output_bytes": {"type": "integer", "minimum": 1024},
+                # data memory (RLIMIT_DATA) of a local run's kernel; 0: no cap
+                "job_memory_limit_bytes": {"type": "integer", "minimum": 0},
                 "smtp_host": {"type": "string"},
                 "smtp_port": _port,
                 "smtp_from": {"type": "string", "minLength": 3},
@@ -199,6 +201,7 @@ DEFAULTS: dict[str, Any] = {
         "capacity": 2,
         "warm_workers": 1,
         "max_output_bytes": 25 * 1024 * 1024,
+        "job_memory_limit_bytes": 4 * 1024**3,
         "smtp_host": "",
         "smtp_port": 25,
         "smtp_from": "dsml-scheduler@localhost",

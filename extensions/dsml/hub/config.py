@@ -340,6 +340,7 @@ def scheduler_config_files(
         "Executor": {"capacity": scheduler["capacity"]},
         "LocalExecutor": {
             "warm_workers": scheduler["warm_workers"],
+            "memory_limit_bytes": scheduler["job_memory_limit_bytes"],
             # as root each run executes as its owner's system account
             "account_prefix": settings["accounts"]["prefix"] if isolated() else "",
         },

@@ -36,9 +36,10 @@ from dsml.scheduler.models import (
     utcnow,
 )
 from dsml.scheduler.notify import Notifier
-from dsml.scheduler.outputs import LOG, Outputs
+from dsml.scheduler.outputs import LOG, Outputs, OutputsFull
 from dsml.scheduler.rights import OwnerRights
 from dsml.scheduler.store import Store, hash_token
+from dsml.service.exceptions import Unavailable
 
 log = logging.getLogger("dsml.scheduler")
 
@@ -148,6 +149,9 @@ class RunManager(LoggingConfigurable):
         while True:
             try:
                 await self.tick()
+            except Unavailable as e:
+                # the database is busy or down: the next pass does this tick's work
+                log.warning("scheduler tick put off: %s", e)
             except Exception:
                 log.exception("scheduler tick failed")
             try:
@@ -499,7 +503,12 @@ class RunManager(LoggingConfigurable):
                     f"outputs and the limit (max_output_bytes_per_user) is {limit:,}; delete "
                     "old runs or set keep_runs on your jobs"
                 )
-        has_output = await self.outputs.store_result(run_id, notebook, html)
+        try:
+            has_output = await self.outputs.store_result(run_id, notebook, html)
+        except OutputsFull as e:
+            # the run fails saying so; the service, and every output kept before, go on
+            has_output, size = False, 0
+            state, failure_kind, message = FAILED, "infra", str(e)
         fields: dict[str, Any] = {"has_output": has_output, "output_bytes": size}
         if error:
             executed = error.get("cell_index")

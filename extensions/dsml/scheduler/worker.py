@@ -10,6 +10,11 @@ On Kubernetes the assignment comes from the environment
 (DSML_RUN_ID, DSML_RUN_TOKEN, DSML_SERVICE_URL). The worker never touches the database: it
 fetches its input from the service, posts progress while cells run, and posts the executed
 notebook, its HTML and the outcome at the end, also when the run fails.
+
+With `--memory-limit-bytes N` the kernel (and whatever it starts) gets an rlimit on its data
+(RLIMIT_DATA: heap and private memory maps), so a notebook that eats memory gets a
+MemoryError, or dies, and its run fails naming the limit, instead of the machine swapping or
+the OOM killer picking some other process.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import collections
 import json
 import logging
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -101,11 +107,33 @@ class _Tail(logging.Handler):
         return "\n".join(self.lines)
 
 
-def start_kernel(kernel_name: str, cwd: str):  # type: ignore[no-untyped-def]
+def describe_bytes(n: int) -> str:
+    """A size for people: `512 MiB`, `4 GiB`, or bytes when it is not a whole MiB."""
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2)):
+        if n % size == 0:
+            return f"{n // size:,} {unit}"
+    return f"{n:,} bytes"
+
+
+def _memory_limiter(limit: int):  # type: ignore[no-untyped-def]
+    """A preexec_fn that caps the kernel's data (RLIMIT_DATA) at `limit` bytes."""
+
+    def apply() -> None:
+        # runs in the child between fork and exec: only the soft limit can always be set,
+        # and the hard one too, so the notebook cannot raise it back
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        cap = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+
+    return apply
+
+
+def start_kernel(kernel_name: str, cwd: str, memory_limit: int = 0):  # type: ignore[no-untyped-def]
     """Start a kernel and wait until it answers; return its (async) KernelManager.
 
     nbclient watches an async kernel manager for a dead kernel while a cell runs; with a
     blocking one, a kernel that dies mid-cell would leave the run waiting forever.
+    `memory_limit` (bytes, 0 for none) caps the kernel's data memory.
     """
     from jupyter_core.utils import run_sync
 
@@ -117,7 +145,8 @@ def start_kernel(kernel_name: str, cwd: str):  # type: ignore[no-untyped-def]
     for _attempt in range(3):
         # its clients' waits for a cell's reply cannot miss it (dsml.kernelclient)
         km = SteadyKernelManager(kernel_name=kernel_name)
-        run_sync(km.start_kernel)(cwd=cwd)
+        extra = {"preexec_fn": _memory_limiter(memory_limit)} if memory_limit else {}
+        run_sync(km.start_kernel)(cwd=cwd, **extra)
         kc = km.client()
         kc.start_channels()
         try:
@@ -202,8 +231,21 @@ def warm_up() -> None:
     notebooks.warm_up()
 
 
-def execute(service: ServiceClient, km: Any, work: Path) -> dict[str, Any]:
-    """Run the assigned notebook; return the result payload (never raises for notebook errors)."""
+def _memory_message(limit: int) -> str:
+    """The run's message when its kernel ran out of memory under the job memory limit (the
+    run's error names the cell)."""
+    return (
+        f"the notebook ran out of memory: a run's kernel may use {describe_bytes(limit)} "
+        "(the scheduler.job_memory_limit_bytes setting); use less memory or ask an admin"
+    )
+
+
+def execute(service: ServiceClient, km: Any, work: Path, memory_limit: int = 0) -> dict[str, Any]:
+    """Run the assigned notebook; return the result payload (never raises for notebook errors).
+
+    `memory_limit` is the kernel's memory cap (bytes, 0 for none), named in the message of a
+    run that ran out of memory.
+    """
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.engines import papermill_engines
@@ -247,6 +289,8 @@ def execute(service: ServiceClient, km: Any, work: Path) -> dict[str, Any]:
             "failure_kind": "user",
             "error": {"cell_index": e.cell_index, "name": e.ename, "value": e.evalue},
         }
+        if e.ename == "MemoryError" and memory_limit:
+            payload["message"] = _memory_message(memory_limit)
     except DeadKernelError as e:
         payload = {
             "state": "failed",
@@ -254,6 +298,13 @@ def execute(service: ServiceClient, km: Any, work: Path) -> dict[str, Any]:
             "error": {"cell_index": state["cell"], "name": "DeadKernelError", "value": str(e)},
             "message": "the kernel died while running the notebook",
         }
+        if memory_limit:
+            # a C extension that cannot allocate aborts the process rather than raise
+            payload["message"] = (
+                "the kernel died while running the notebook (it may have gone over the "
+                f"job memory limit of {describe_bytes(memory_limit)}, "
+                "scheduler.job_memory_limit_bytes)"
+            )
     except CellTimeoutError as e:
         payload = {
             "state": "timed_out",
@@ -322,7 +373,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="wait as root and become the assignment's account before starting the kernel",
     )
+    parser.add_argument(
+        "--memory-limit-bytes",
+        type=int,
+        default=0,
+        help="cap the kernel's data memory (RLIMIT_DATA) at this many bytes (0: no cap)",
+    )
     args = parser.parse_args(argv)
+    memory = max(args.memory_limit_bytes, 0)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     if args.take_account:
         warm_up()
@@ -341,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="dsml-run-", dir=work_root))
     km = None
     try:
-        km = start_kernel(early["kernel_name"] if early else args.kernel, str(work))
+        km = start_kernel(early["kernel_name"] if early else args.kernel, str(work), memory)
         if early is None:
             warm_up()
         if early is not None:
@@ -366,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if early is None and not same_kernel(assignment["kernel_name"], args.kernel):
             stop_kernel(km)
-            km = start_kernel(assignment["kernel_name"], str(work))
-        payload = execute(service, km, work)
+            km = start_kernel(assignment["kernel_name"], str(work), memory)
+        payload = execute(service, km, work, memory)
         # the run ends now; its HTML render follows (the service renders on demand meanwhile)
         service.result(payload)
         stop_kernel(km)

@@ -46,6 +46,8 @@ def log_request(handler: web.RequestHandler) -> None:
     """
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if status == 503:
+        level = logging.WARNING  # unavailable for now (a busy database): no fault of ours
     access_log.log(
         level,
         "%d %s %s (%s) %.2fms",

@@ -58,3 +58,12 @@ class UnsupportedMediaType(ServiceError):
     """The request body is not of a type the route reads, e.g. not JSON (415)."""
 
     status = 415
+
+
+class Unavailable(ServiceError):
+    """The service cannot do this right now, e.g. its database is busy or unreachable (503).
+
+    The request did nothing; the same request a little later may succeed.
+    """
+
+    status = 503

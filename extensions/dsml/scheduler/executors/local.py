@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -81,6 +82,14 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def _device(path: str) -> int | None:
+    """The filesystem a path is on (None when it does not exist yet)."""
+    try:
+        return os.stat(path).st_dev
+    except OSError:
+        return None
+
+
 def _kill_groups(pgids: set[int], sig: int) -> None:
     for pgid in pgids:
         try:
@@ -121,6 +130,12 @@ class LocalExecutor(Executor):
     max_warm_owners = Integer(
         4, config=True, help="Owners at most that have warm workers of their own (a count)."
     )
+    memory_limit_bytes = Integer(
+        4 * 1024**3,
+        config=True,
+        help="Data memory a run's kernel may use, in bytes (RLIMIT_DATA: heap and private "
+        "maps); a notebook over it gets a MemoryError and its run fails naming it (0: no cap).",
+    )
     hub_api_url = Unicode(config=True, help="The hub's API URL, to ask for run tokens.")
     hub_api_token = Unicode(config=True, help="The scheduler's hub token, to ask for run tokens.")
     run_token_seconds = Integer(
@@ -138,7 +153,14 @@ class LocalExecutor(Executor):
     @default("log_dir")
     def _log_dir(self) -> str:
         data_dir = getattr(self.parent, "data_dir", "")
-        return str(Path(data_dir) / "logs") if data_dir else ""
+        if not data_dir:
+            return ""
+        # a waiting worker's log becomes its run's log by a rename, which cannot cross
+        # filesystems: with the outputs folder on a volume of its own, the logs go there too
+        outputs = getattr(getattr(self.parent, "outputs", None), "root", "")
+        if outputs and _device(outputs) != _device(data_dir):
+            return str(Path(outputs) / ".worker-logs")
+        return str(Path(data_dir) / "logs")
 
     @default("worker_env")
     def _worker_env(self) -> dict[str, str]:
@@ -190,6 +212,8 @@ class LocalExecutor(Executor):
         run's log when a run is handed to it: no log is shared between runs.
         """
         command = [self.python, "-m", "dsml.scheduler.worker", "--kernel", kernel_name]
+        if self.memory_limit_bytes > 0:
+            command.append(f"--memory-limit-bytes={self.memory_limit_bytes}")
         ids: dict[str, Any] = {}
         if account is not None:
             ids = {"user": account.uid, "group": account.gid, "extra_groups": account.groups}
@@ -266,10 +290,25 @@ class LocalExecutor(Executor):
             while pool:
                 proc = pool.pop(0)
                 if proc.poll() is None:
-                    own = self._logs.pop(proc.pid, None)
+                    own = self._logs.get(proc.pid)
                     if own is not None and launch.log_path:
                         # the worker keeps its open file: moved, it is the run's log from now on
-                        os.replace(own, launch.log_path)
+                        try:
+                            os.replace(own, launch.log_path)
+                        except OSError as e:
+                            if e.errno != errno.EXDEV:
+                                raise
+                            # log_dir set on another filesystem than the outputs: this
+                            # worker's log cannot be the run's; a fresh worker writes it
+                            self.log.warning(
+                                "%s and the outputs folder are on different filesystems: "
+                                "warm workers cannot hand their log to a run (set "
+                                "LocalExecutor.log_dir beside the outputs)",
+                                own.parent,
+                            )
+                            _kill_worker(proc)
+                            continue
+                    self._logs.pop(proc.pid, None)
                     return proc
         return self._spawn(launch.kernel_name, account, launch.log_path)
 
