@@ -233,6 +233,9 @@ def check_faults(platform: Platform, tmp_path: Path) -> None:
     ]
     assert "dsml up: the platform is back after" in log, log[-3000:]
     assert not alive(dead_proxy) and alive(hub_pid(platform))
+    record = json.loads((platform.datadir.hub / "processes.json").read_text())
+    assert record["state"] == "up" and record["hub_restarts"] == 1, record
+    assert recorded_pid(platform, "proxy") == proxy_pid(platform), record
 
     # the run in flight finished, once, and reported to the new scheduler
     finished = api.wait(long_run, timeout=180)

@@ -445,9 +445,10 @@ def run(args: argparse.Namespace) -> int:
             while code is not None:  # until a restarted hub is up
                 if not budget.allow():
                     say(
-                        f"dsml up: JupyterHub {exit_reason(code)}; not restarting it: it died "
-                        f"{budget.limit} times within {budget.window:.0f} s (--max-restarts, "
-                        "--restart-window); stopping the platform, see the hub's log above",
+                        f"dsml up: JupyterHub {exit_reason(code)}; not restarting it: the "
+                        f"{budget.limit} restarts allowed within {budget.window:.0f} s are used "
+                        "up (--max-restarts, --restart-window); stopping the platform, see the "
+                        "hub's log above",
                         err=True,
                     )
                     return code if code > 0 else 1
