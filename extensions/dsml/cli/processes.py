@@ -11,6 +11,11 @@ working directory is inside the data dir and that started after that `dsml up` (
 services and user servers there). Processes with a controlling terminal are spared: the
 platform starts none (a person's shell `cd`-ed into the data dir has one).
 
+When the hub alone dies (`kill -9`, the OOM killer) while `dsml up` runs on, `services_of_hub`
+finds the managed services it started (they hold their ports, so a new hub could not start its
+own) by what the hub put in their environment; user servers, the scheduler's workers and their
+kernels are not among them and run on.
+
 Linux only (`/proc`), as the rest of the local mode.
 """
 
@@ -256,6 +261,49 @@ def _short_name(pid: int) -> str:
     words = command_line(pid).split()
     shown = [Path(w).name if i == 0 else w for i, w in enumerate(words[:5])]
     return f"{' '.join(shown) or '?'} (pid {pid})"
+
+
+def environment(pid: int) -> dict[str, str]:
+    """The environment a process started with ({} when it is gone or unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {name: value for name, _, value in pairs}
+
+
+def services_of_hub(hub_url: str, since: int) -> list[Target]:
+    """The managed services a hub started (scheduler, apps, portal, culler) that still run.
+
+    The hub gives each one `JUPYTERHUB_SERVICE_NAME` and its API URL, under `hub_url` (the hub's
+    own address and port: another platform's services on this machine never match); `since` is
+    the hub's start time (clock ticks after boot). User servers get no service name, and the
+    scheduler's workers no `JUPYTERHUB_*` variable at all: runs in flight and kernels are spared.
+    """
+    spare = _ancestors()
+    found = []
+    for info in _all_processes():
+        if info.start_time < since or info.pid in spare:
+            continue
+        env = environment(info.pid)
+        name = env.get("JUPYTERHUB_SERVICE_NAME")
+        if name and env.get("JUPYTERHUB_API_URL", "").startswith(hub_url.rstrip("/") + "/"):
+            found.append(Target(info.pid, info.start_time, f"{name} (pid {info.pid})", name))
+    return found
+
+
+def kill_targets(targets: list[Target], timeout: float = 10.0) -> list[Target]:
+    """SIGKILL `targets` at once and wait until they are gone; return those that were running.
+
+    No SIGTERM first: a service's orderly stop ends work that must outlive it (the scheduler
+    stops its runs in flight), and the services are built to survive a crash.
+    """
+    running = [t for t in targets if t.alive()]
+    for t in running:
+        t.signal(signal.SIGKILL)
+    _wait_gone(running, timeout)
+    return running
 
 
 def stop_targets(targets: list[Target], grace: float = 20.0) -> list[Target]:

@@ -4,7 +4,18 @@ It validates the settings, checks the data dir and the port, stops a platform an
 `dsml up` on the same data dir left behind, builds the curated environments that are missing,
 starts JupyterHub (which starts the proxy, the services and, on demand, the user servers), waits
 until the health endpoint answers, seeds the demo accounts, and then supervises the hub until it
-exits or is asked to stop: Ctrl-C, SIGTERM and SIGHUP (the terminal closing) all stop everything.
+is asked to stop: Ctrl-C, SIGTERM and SIGHUP (the terminal closing) all stop everything.
+
+A hub that dies unasked (`kill -9`, the OOM killer, a crash: any exit but 0) is started again,
+at most `--max-restarts` times in `--restart-window` seconds, after which `dsml up` gives up,
+stops everything and says so. Before a restart it kills the managed services the dead hub left
+(they hold their ports); user servers and app servers run on and the new hub adopts them (it
+polls each spawner recorded in its database), the proxy the dead hub left is replaced by the new
+hub (through its pid file) and given every route again, and the scheduler's workers of runs in
+flight report to the new scheduler, found at the same port (`stable_port`): the hub, proxy API,
+scheduler, portal and apps ports stay the same across restarts. A hub that exits with 0 was
+asked to (SIGTERM, the shutdown API): `dsml up` stops too. The hub itself restarts a proxy that
+dies (it checks every 5 s) and puts the routes back.
 If `dsml up` itself is killed, the hub gets SIGTERM from the kernel (a parent-death signal) and
 stops what it started; what it records in `<data dir>/hub/processes.json` lets the next
 `dsml up`, `dsml status` and `dsml down` find the rest (see `dsml.cli.processes`).
@@ -72,6 +83,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--ready-timeout", type=float, default=120.0, help="seconds to wait for the hub to answer"
+    )
+    parser.add_argument(
+        "--max-restarts",
+        type=int,
+        default=5,
+        help="restarts of a hub that died unasked allowed within --restart-window (0: none)",
+    )
+    parser.add_argument(
+        "--restart-window",
+        type=float,
+        default=600.0,
+        help="seconds over which --max-restarts counts",
     )
     parser.add_argument(
         "--detach",
@@ -285,6 +308,7 @@ def _forwarded(args: argparse.Namespace, datadir: DataDir) -> list[str]:
     if args.port is not None:
         out += ["--port", str(args.port)]
     out += ["--demo" if args.demo else "--no-demo", "--build" if args.build else "--no-build"]
+    out += ["--max-restarts", str(args.max_restarts), "--restart-window", str(args.restart_window)]
     return out + ["--ready-timeout", str(args.ready_timeout)]
 
 
@@ -380,22 +404,16 @@ def run(args: argparse.Namespace) -> int:
         DSML_PROXY_API_PORT=str(free_port()),
         DSML_SCHEDULER_PORT=str(stable_port(datadir, "scheduler")),
         DSML_PORTAL_PORT=str(stable_port(datadir, "portal")),
+        # app servers report views to the apps service at this port, across hub restarts too
+        DSML_APPS_PORT=str(stable_port(datadir, "apps")),
         DSML_PUBLIC_URL=url,
         DSML_ROOT=str(platform_root()),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
     )
-    config = platform_root() / "hub_config" / "jupyterhub_config.py"
     record = processes.new_record(datadir, url)
     processes.write_record(datadir, record)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub", "-f", str(config)],
-        cwd=datadir.hub,
-        env=env,
-        start_new_session=True,  # Ctrl-C reaches us; we stop the hub in order
-        preexec_fn=_die_with_parent(),
-    )
-    record["processes"][processes.HUB] = processes.describe(proc.pid)
-    processes.write_record(datadir, record)
+    hub = Supervised(datadir, record, env, url)
+    hub.start()
     stopping = False
 
     def _on_signal(signum: int, frame: object) -> None:
@@ -408,37 +426,167 @@ def run(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _on_signal)
     try:
-        asyncio.run(wait_ready(url, proc, args.ready_timeout))
+        asyncio.run(wait_ready(url, hub.proc, args.ready_timeout))
         runtime_file(datadir).write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
         token = datadir.secret(ADMIN_TOKEN_SECRET)
         if args.demo:
             asyncio.run(_seed(url, token, datadir))
-        _record_proxy(datadir, record)
-        record["state"] = "up"
-        processes.write_record(datadir, record)
+        hub.mark_up()
         _say_up(f"the platform is up at {url}/")
         if args.demo:
             _say_up(f"demo accounts and passwords: {datadir.demo_users} (mode 0600)")
         _say_up("press Ctrl-C to stop everything")
-        while proc.poll() is None:
-            time.sleep(0.5)
-        say(f"dsml up: JupyterHub exited with code {proc.returncode}", err=True)
-        return proc.returncode or 1
+        budget = RestartBudget(args.max_restarts, args.restart_window)
+        while True:
+            code: int | None = hub.watch()
+            if code == 0:
+                say("dsml up: JupyterHub exited with code 0 (asked to stop)", err=True)
+                return 1
+            while code is not None:  # until a restarted hub is up
+                if not budget.allow():
+                    say(
+                        f"dsml up: JupyterHub {exit_reason(code)}; not restarting it: the "
+                        f"{budget.limit} restarts allowed within {budget.window:.0f} s are used "
+                        "up (--max-restarts, --restart-window); stopping the platform, see the "
+                        "hub's log above",
+                        err=True,
+                    )
+                    return code if code > 0 else 1
+                say(
+                    f"dsml up: JupyterHub {exit_reason(code)}; restarting it (restart "
+                    f"{budget.used} of at most {budget.limit} in {budget.window:.0f} s)",
+                    err=True,
+                )
+                code = hub.restart(args.ready_timeout)
     except KeyboardInterrupt:
-        code = _stop(proc)
+        code = _stop(hub.proc)
         _say_up(f"stopped (hub exit code {code})")
         return 0
     finally:
         stopping = True
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
-        _stop(proc)
+        _stop(hub.proc)
         left = processes.stop_targets(processes.find_targets(datadir, record))
         if left:
             _say_up(f"stopped what the hub left running: {processes.summary(left)}")
         (datadir.hub / "proxy.pid").unlink(missing_ok=True)
         runtime_file(datadir).unlink(missing_ok=True)
         processes.clear_record(datadir)
+
+
+def exit_reason(code: int) -> str:
+    """How a process ended, from its Popen return code: 'was killed by SIGKILL', ..."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+class RestartBudget:
+    """At most `limit` restarts within any `window` seconds."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._times: list[float] = []
+
+    @property
+    def used(self) -> int:
+        """Restarts within the window that ends now."""
+        now = time.monotonic()
+        self._times = [t for t in self._times if now - t < self.window]
+        return len(self._times)
+
+    def allow(self) -> bool:
+        """Take one restart if the window has room for it."""
+        if self.used >= self.limit:
+            return False
+        self._times.append(time.monotonic())
+        return True
+
+
+class Supervised:
+    """The hub `dsml up` runs: started, watched, restarted, recorded in the process record."""
+
+    def __init__(
+        self, datadir: DataDir, record: dict[str, Any], env: dict[str, str], url: str
+    ) -> None:
+        self.datadir = datadir
+        self.record = record
+        # the same environment every time: same hub, proxy API and service ports, so user
+        # servers and workers that outlive a hub find the next one where they found this one
+        self.env = env
+        self.url = url
+        self.proc: subprocess.Popen = None  # type: ignore[assignment]  # set by start()
+
+    def start(self) -> None:
+        """Start JupyterHub and record it."""
+        config = platform_root() / "hub_config" / "jupyterhub_config.py"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+            cwd=self.datadir.hub,
+            env=self.env,
+            start_new_session=True,  # Ctrl-C reaches us; we stop the hub in order
+            preexec_fn=_die_with_parent(),
+        )
+        self.record["processes"][processes.HUB] = processes.describe(self.proc.pid)
+        processes.write_record(self.datadir, self.record)
+
+    def mark_up(self) -> None:
+        """Record the proxy the hub started and that the platform is up."""
+        _record_proxy(self.datadir, self.record)
+        self.record["state"] = "up"
+        processes.write_record(self.datadir, self.record)
+
+    def watch(self) -> int:
+        """Wait until the hub exits; return its code. Keeps the proxy's record current."""
+        next_look = time.monotonic() + 5
+        while self.proc.poll() is None:
+            time.sleep(0.5)
+            if time.monotonic() > next_look:
+                next_look = time.monotonic() + 5
+                self._follow_proxy()
+        return self.proc.returncode
+
+    def _follow_proxy(self) -> None:
+        """The hub restarts a proxy that died: record the new one (`dsml status`, `dsml down`)."""
+        entry = self.record["processes"].get(processes.PROXY)
+        if not processes.is_alive(entry):
+            before = entry
+            _record_proxy(self.datadir, self.record)
+            if self.record["processes"].get(processes.PROXY) != before:
+                processes.write_record(self.datadir, self.record)
+
+    def restart(self, ready_timeout: float) -> int | None:
+        """Start the hub again after it died: kill the services it left, start, wait until up.
+
+        Returns None once the platform is up again; else the new hub's exit code (non-zero:
+        it died again, or it was stopped after `ready_timeout` seconds), another death for the
+        caller's budget.
+        """
+        began = time.monotonic()
+        dead = self.record["processes"].get(processes.HUB) or {}
+        self.record["state"] = "restarting"
+        processes.write_record(self.datadir, self.record)
+        hub_url = f"http://127.0.0.1:{self.env['DSML_HUB_PORT']}"
+        left = processes.kill_targets(
+            processes.services_of_hub(hub_url, since=int(dead.get("start_time") or 0))
+        )
+        if left:
+            _say_up(f"killed the services the dead hub left: {processes.summary(left, shown=5)}")
+        self.start()
+        try:
+            asyncio.run(wait_ready(self.url, self.proc, ready_timeout))
+        except HubError as e:
+            say(f"dsml up: the restarted hub did not come up: {e}", err=True)
+            return _stop(self.proc) or 1
+        self.record["hub_restarts"] = int(self.record.get("hub_restarts", 0)) + 1
+        self.mark_up()
+        _say_up(f"the platform is back after {time.monotonic() - began:.1f} s at {self.url}/")
+        return None
 
 
 async def _seed(url: str, token: str, datadir: DataDir) -> None:
