@@ -149,6 +149,8 @@ def test_after_kill_9_nothing_outlives_dsml_up_and_the_next_up_comes_up(
     second, log = start_in_terminal_session(tmp_path / "second", settings)
     assert f"dsml up pid {first.pid} on {data} had died" in log.read_text()
     recorded = record(data)["processes"]
+    # frozen first: a dsml up that saw its hub die would restart it (it restarts a dead hub)
+    os.kill(second.pid, signal.SIGSTOP)
     os.kill(recorded["hub"]["pid"], signal.SIGKILL)
     second.kill()
     second.wait()
