@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from test_scheduler_api import FINAL, NOTEBOOKS, PAPERMILL, Api
 
 from dsml.cli.up import RestartBudget, exit_reason
 
-from conftest import DataDir, Platform, hub_token, running_platform
+from conftest import DSML, DataDir, Platform, hub_token, running_platform
 
 SLUG = "faults"
 APP_OWNER = "scientist"
@@ -235,6 +236,14 @@ def check_faults(platform: Platform, tmp_path: Path) -> None:
     assert not alive(dead_proxy) and alive(hub_pid(platform))
     record = json.loads((platform.datadir.hub / "processes.json").read_text())
     assert record["state"] == "up" and record["hub_restarts"] == 1, record
+    shown = subprocess.run(
+        [*DSML, "status", "--json", "--data-dir", str(platform.datadir.root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    status = json.loads(shown.stdout)
+    assert (status["state"], status["hub_restarts"]) == ("up", 1), shown.stdout
     assert recorded_pid(platform, "proxy") == proxy_pid(platform), record
 
     # the run in flight finished, once, and reported to the new scheduler

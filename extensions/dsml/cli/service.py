@@ -110,7 +110,8 @@ def check_health(url: str, timeout: float, token: str | None = None) -> dict[str
 
 
 def platform_status(datadir: DataDir, timeout: float) -> dict[str, Any]:
-    """What runs on `datadir`: state (up, unhealthy, starting, not running), URL, pids, health."""
+    """What runs on `datadir`: state (up, unhealthy, starting, restarting, not running), URL,
+    pids, health, and how often `dsml up` restarted a hub that died (`hub_restarts`)."""
     record = processes.read_record(datadir)
     status: dict[str, Any] = {"state": "not running", "data_dir": str(datadir.root)}
     if record is None:
@@ -128,13 +129,15 @@ def platform_status(datadir: DataDir, timeout: float) -> dict[str, Any]:
         uptime_seconds=None if seconds is None else round(seconds),
         log=record.get("log"),
         processes=procs,
+        hub_restarts=int(record.get("hub_restarts", 0)),
     )
     if not procs.get(processes.SUPERVISOR, {}).get("running"):
         status["state"] = "not running"
         status["left_behind"] = [t.label for t in processes.find_targets(datadir, record)]
         return status
     if record.get("state") != "up":
-        status["state"] = "starting"
+        # the hub died and dsml up is starting it again, or the first start is under way
+        status["state"] = "restarting" if record.get("state") == "restarting" else "starting"
         return status
     try:
         token: str | None = (datadir.secrets / ADMIN_TOKEN_SECRET).read_text().strip()
@@ -157,9 +160,16 @@ def _print_status(status: dict[str, Any]) -> None:
                 f"{', '.join(status['left_behind'])}; `dsml down` stops them"
             )
         return
-    words = {"up": "healthy", "unhealthy": "NOT healthy", "starting": "starting"}[state]
+    words = {
+        "up": "healthy",
+        "unhealthy": "NOT healthy",
+        "starting": "starting",
+        "restarting": "the hub died; restarting it",
+    }[state]
     print(f"dsml: running at {status['url']}/ ({words})")
     print(f"  since     {status['since']} ({_duration(status['uptime_seconds'])} ago)")
+    if status.get("hub_restarts"):
+        print(f"  restarts  the hub was restarted {status['hub_restarts']} time(s) after dying")
     for name, p in status["processes"].items():
         alive = "running" if p["running"] else "GONE"
         print(f"  {name:<9} pid {p['pid']:<8} {alive}")
