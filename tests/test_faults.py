@@ -5,7 +5,8 @@ figures and training progress survive, also writes in flight), a run's kernel an
 mid-run (the run ends `failed` saying what died, once), the warm workers and the run's worker at
 a due cron tick (the tick runs once, the schedule goes on), the apps service (running app servers
 keep serving, the API comes back), an app's kernel and its app server (a viewer opens the app
-again). Every deadline is generous and fails only when the thing never happens; the measured
+again; a dead preheated kernel is a known failure, a strict xfail until the app server replaces
+dead kernels). Every deadline is generous and fails only when the thing never happens; the measured
 times are printed. Each test waits until what it killed is back, so the platform stays healthy
 for the rest of the suite.
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from test_apps import publish
 from test_apps_browser import APP_TIMEOUT, login, result_text
 from test_portal_usage import counts, service_pid
@@ -149,18 +151,15 @@ def tokens(platform: Platform) -> dict[str, str]:
 
 
 def steady_usage(portal: httpx.Client) -> dict[str, Any]:
-    """The usage figures once two reads a second apart agree (nothing is in flight)."""
-    last: dict[str, Any] | None = None
+    """The usage figures once three reads a second apart agree (nothing is in flight)."""
+    reads: list[dict[str, Any]] = []
 
     def same() -> dict[str, Any] | None:
-        nonlocal last
         r = portal.get("usage")
         assert r.status_code == 200, r.text
-        now = counts(r.json())
-        agreed = now if now == last else None
-        last = now
+        reads.append(counts(r.json()))
         time.sleep(1)
-        return agreed
+        return reads[-1] if len(reads) >= 3 and reads[-3] == reads[-2] == reads[-1] else None
 
     return wait_for(same, 90, "the usage figures kept changing")
 
@@ -495,6 +494,7 @@ def test_a_viewer_opens_the_app_again_after_its_kernel_died(
 
 @pytest.mark.xfail(
     strict=True,
+    raises=PlaywrightTimeout,
     reason="dsml.apps.server hands the next viewer a preheated kernel that died (restarted "
     "empty by jupyter_client): its widgets never answer (see the faults report)",
 )
