@@ -339,11 +339,14 @@ class RunManager(LoggingConfigurable):
                 await asyncio.sleep(0.5)
                 fresh = await self.store.run(self.store.get_run, run["id"])
                 if fresh["state"] in (STARTING, RUNNING):
+                    # this process watched it die (killed, out of memory): a failure of the
+                    # run, retried per the job's policy; `lost` is for runs nobody watched
                     await self.finish(
                         run["id"],
-                        LOST,
+                        FAILED,
                         failure_kind="infra",
-                        message="the worker exited without reporting a result",
+                        message="the run's worker process died without reporting a result "
+                        "(killed, or out of memory)",
                     )
 
     async def reconcile(self) -> None:
