@@ -5,9 +5,9 @@ figures and training progress survive, also writes in flight), a run's kernel an
 mid-run (the run ends `failed` saying what died, once), the warm workers and the run's worker at
 a due cron tick (the tick runs once, the schedule goes on), the apps service (running app servers
 keep serving, the API comes back), an app's kernel and its app server (a viewer opens the app
-again; a dead preheated kernel is a known failure, a strict xfail until the app server replaces
-dead kernels). Every deadline is generous and fails only when the thing never happens; the measured
-times are printed. Each test waits until what it killed is back, so the platform stays healthy
+again, also after a preheated kernel died: the app server replaces a dead kernel). Every
+deadline is generous and fails only when the thing never happens; the measured times are
+printed. Each test waits until what it killed is back, so the platform stays healthy
 for the rest of the suite.
 """
 
@@ -25,7 +25,6 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from test_apps import publish
 from test_apps_browser import APP_TIMEOUT, login, result_text
 from test_portal_usage import counts, service_pid
@@ -492,12 +491,6 @@ def test_a_viewer_opens_the_app_again_after_its_kernel_died(
     page.context.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=PlaywrightTimeout,
-    reason="dsml.apps.server hands the next viewer a preheated kernel that died (restarted "
-    "empty by jupyter_client): its widgets never answer (see the faults report)",
-)
 def test_a_viewer_opens_the_app_after_its_preheated_kernel_died(
     platform: Platform, apps, browser
 ) -> None:

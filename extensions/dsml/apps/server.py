@@ -62,7 +62,7 @@ from jupyter_server.utils import url_path_join
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from jupyterlab_server.themes_handler import ThemesHandler
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httputil import url_concat
 from tornado.ioloop import PeriodicCallback
 from traitlets.config import Config
@@ -337,6 +337,21 @@ class LogTail(logging.Handler):
             self.handleError(record)
 
 
+MAX_PENDING_VIEWS = 10_000
+"""Views kept for the apps service while it does not answer; beyond that they are dropped."""
+
+
+def _never_arrived(error: Exception) -> bool:
+    """Whether a failed post surely did not reach the apps service (so it may be sent again):
+    the connection was refused, or the proxy answered that nothing serves the service."""
+    if isinstance(error, ConnectionError):
+        return True
+    if not isinstance(error, HTTPClientError):
+        return False
+    # 599 is any failure of tornado's curl client; errno 7 is curl's "could not connect"
+    return error.code in (502, 503) or (error.code == 599 and getattr(error, "errno", 0) == 7)
+
+
 class Reporter:
     """Sends views, the log tail and errors to the apps service, batched, never blocking a page."""
 
@@ -396,7 +411,10 @@ class Reporter:
             if error_pending:
                 self._error_sent = True
         except Exception as e:
-            # the views are lost rather than kept forever: reporting must never pile up
+            if _never_arrived(e) and len(self.views) < MAX_PENDING_VIEWS:
+                # the apps service is down (restarting, say): keep the views for the next post;
+                # a post that may have arrived (a timeout) is not sent twice
+                self.views[:0] = views
             log.warning("could not report events to the apps service: %s", e)
         finally:
             self._busy = False
@@ -929,9 +947,42 @@ class AppServer(Voila):
             viewer = _PAGE_VIEWER.get()
             if viewer is not None:
                 owners[kernel_id] = viewer
+                self._watch_kernel(kernel_id)
             return kernel_id
 
         km.start_kernel = start_kernel
+
+        initialize = getattr(km, "_initialize", None)
+        if initialize is not None:
+
+            async def _initialize(*args: Any, **kwargs: Any) -> Any:
+                # a pool entry: its kernel started and its notebook runs
+                content = await initialize(*args, **kwargs)
+                if isinstance(content, dict) and content.get("kernel_id"):
+                    self._watch_kernel(content["kernel_id"])
+                return content
+
+            km._initialize = _initialize
+
+    def _watch_kernel(self, kernel_id: str) -> None:
+        """Replace the kernel if it dies: jupyter_client restarts it empty (no notebook run, no
+        widgets), so a preheated one would hand the next viewer a page that never answers."""
+        km = self.kernel_manager
+
+        def died() -> None:
+            log.warning("kernel %s died; it is shut down and the pool refilled", kernel_id)
+            self.kernel_owners.pop(kernel_id, None)
+            _background(self._replace_kernel(kernel_id))
+
+        km.add_restart_callback(kernel_id, died, "restart")
+
+    async def _replace_kernel(self, kernel_id: str) -> None:
+        """Shut a restarted (empty) kernel down and refill the preheated pool."""
+        km = self.kernel_manager
+        if kernel_id in km:
+            await km.shutdown_kernel(kernel_id)  # Voila's drops it from its pool too
+        for notebook in list(getattr(km, "_pools", {})):
+            km.fill_if_needed(delay=0, notebook_name=notebook)
 
     def init_handlers(self) -> list[Any]:  # type: ignore[override]
         """Only the page, its assets, its kernel's model and websocket, and the OAuth callback."""
