@@ -287,7 +287,7 @@ def test_kill_9_of_a_kernel_and_of_a_worker_mid_run(platform: Platform, tmp_path
     by_kernel, by_worker = ended["kernel"], ended["worker"]
     assert by_kernel["state"] == "failed" and by_kernel["failure_kind"] == "infra", by_kernel
     assert by_kernel["error"]["name"] == "DeadKernelError"
-    assert by_kernel["message"] == "the kernel died while running the notebook"
+    assert by_kernel["message"].startswith("the kernel died while running the notebook")
     assert by_worker["state"] == "failed" and by_worker["failure_kind"] == "infra", by_worker
     assert by_worker["message"].startswith("the run's worker process died")
     # the worker of the dead kernel exits; the kernel of the dead worker does not live on
