@@ -22,6 +22,12 @@ The users are made before the load through the hub's REST API with the admin tok
 `dsml users add` makes them (so as root each gets a system account), together with one app
 owner who publishes the app; they, their jobs and the app are deleted at the end.
 
+Then (unless --no-peer) the same users sign in again and do nothing else, and the same sign-in
+storm hits a plain JupyterHub 5 with NativeAuthenticator as z2jh or a pip install runs it
+(open sign-up to make the users; bcrypt on the hub's event loop), started after ours has
+stopped: what the hub's health check does under sign-ins alone, with the check off the loop
+and on it.
+
 Nothing here asserts: latencies (p50/p95/max) and errors per kind of request are printed, the
 raw figures go to bench/results/. tests/test_load.py runs a short pass of the same driver.
 
@@ -39,13 +45,16 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,7 +62,7 @@ from typing import Any
 
 import httpx
 from apps import APP_PAGE, BASE_URL, summary
-from launch import BENCH, ROOT, Progress, progress, running_platform
+from launch import BENCH, ROOT, Progress, free_port, progress, running_platform
 
 from dsml.cli.accounts import add_user
 from dsml.client import RUN_FINAL_STATES, HubClient
@@ -116,6 +125,8 @@ class Options:
     request_timeout: float = 120.0
     deadline_seconds: float = 900.0
     runs_deadline_seconds: float = 900.0
+    peer: bool = True
+    """Also run the sign-in storm alone on ours and on a plain hub with NativeAuthenticator."""
 
     @classmethod
     def quick(cls) -> Options:
@@ -335,7 +346,9 @@ async def user_session(
             return
         auth = {"Authorization": f"token {r.json()['token']}"}
         await rec.call("portal usage API", c, "GET", "/services/portal/api/usage", headers=auth)
-        await rec.call("portal usage page", c, "GET", "/services/portal/usage")
+        await rec.call(
+            "portal usage page", c, "GET", "/services/portal/usage", follow_redirects=True
+        )
         if user.viewer and target.app_url:
             async with viewers:  # each open app holds a kernel: cap them
                 await open_app(rec, c, target.app_url, opts.request_timeout)
@@ -425,6 +438,125 @@ async def watch_runs(rec: Recorder, url: str, opts: Options, say: Progress) -> N
     for run in rec.runs:
         if run["state"] in RUN_FINAL_STATES and run["state"] != "succeeded":
             rec.error("run outcome", f"run {run['id']} ended {run['state']}")
+
+
+# the sign-in storm, alone: ours against a plain hub with NativeAuthenticator
+
+
+async def signin_storm(url: str, users: list[User], opts: Options) -> dict[str, Any]:
+    """Only sign-ins (login page + form), arriving over `arrival_seconds`, /hub/health sampled."""
+    rec = Recorder()
+    stop = asyncio.Event()
+    health = asyncio.create_task(sample_health(rec, url, opts, stop))
+
+    async def one(i: int, user: User) -> None:
+        await asyncio.sleep(i * opts.arrival_seconds / max(1, len(users)))
+        async with httpx.AsyncClient(base_url=url, timeout=opts.request_timeout) as c:
+            if await rec.call("login page", c, "GET", "/hub/login"):
+                form = {"username": user.name, "password": user.password, "_xsrf": _xsrf(c)}
+                await rec.call("sign-in", c, "POST", "/hub/login", data=form, expect=(302,))
+
+    started = time.monotonic()
+    try:
+        await asyncio.gather(*(one(i, u) for i, u in enumerate(users)))
+    finally:
+        stop.set()
+        await health
+    return {"seconds": round(time.monotonic() - started, 1), **figures(rec, users)}
+
+
+PEER_CONFIG = """\
+# a plain JupyterHub with NativeAuthenticator as z2jh or a pip install would run it
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {port}
+c.JupyterHub.hub_port = {hub_port}
+c.JupyterHub.authenticator_class = "native"
+c.NativeAuthenticator.open_signup = True
+c.Authenticator.allow_all = True
+c.JupyterHub.db_url = "sqlite:///{work}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "{work}/cookie_secret"
+c.ConfigurableHTTPProxy.command = ["{chp}"]
+c.ConfigurableHTTPProxy.pid_file = "{work}/proxy.pid"
+"""
+
+
+@contextlib.contextmanager
+def peer_hub(work: Path, say: Progress) -> Iterator[str]:
+    """Run a plain JupyterHub 5 with NativeAuthenticator (bcrypt on its event loop); its URL."""
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = work / "jupyterhub_config.py"
+    chp = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+    config.write_text(PEER_CONFIG.format(port=port, hub_port=free_port(), work=work, chp=chp))
+    log = work / "jupyterhub.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+            cwd=work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"the peer hub exited {proc.returncode}: {log.read_text()[-1500:]}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/hub/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the peer hub did not answer in 120 s: {log.read_text()[-1500:]}"
+                )
+            time.sleep(0.3)
+        say(f"plain JupyterHub + NativeAuthenticator listening on port {port}")
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+async def sign_up(url: str, users: list[User], say: Progress, parallel: int = 4) -> None:
+    """Make the users on the peer hub through NativeAuthenticator's sign-up form (open sign-up)."""
+    gate = asyncio.Semaphore(parallel)
+    made = 0
+
+    async def one(user: User) -> None:
+        nonlocal made
+        user.password = secrets.token_urlsafe(12)
+        async with gate, httpx.AsyncClient(base_url=url, timeout=300) as c:
+            await c.get("/hub/signup")
+            form = {
+                "username": user.name,
+                "signup_password": user.password,
+                "signup_password_confirmation": user.password,
+                "_xsrf": _xsrf(c),
+            }
+            r = await c.post("/hub/signup", data=form)
+            if r.status_code != 200 or "alert-success" not in r.text:
+                raise RuntimeError(f"sign-up of {user.name} on the peer hub: HTTP {r.status_code}")
+        made += 1
+        if made % 50 == 0:
+            say(f"signed up {made}/{len(users)} users on the peer hub")
+
+    await asyncio.gather(*(one(u) for u in users))
+
+
+def peer_storm(opts: Options, work: Path, say: Progress) -> dict[str, Any]:
+    """The same sign-in storm against a plain hub with NativeAuthenticator; its figures."""
+    users = [User(f"peer{i:03d}", "", "") for i in range(opts.users)]
+    with peer_hub(work, say) as url:
+        say(f"signing up {len(users)} users on the peer hub (bcrypt on its loop: slow by design)")
+        asyncio.run(sign_up(url, users, say))
+        say(f"sign-in storm on the peer hub: {len(users)} users over {opts.arrival_seconds:.0f} s")
+        return asyncio.run(signin_storm(url, users, opts))
 
 
 # setting up and tearing down
@@ -557,10 +689,11 @@ async def cleanup(url: str, hub: HubClient, rec: Recorder, owner: str, slug: str
 
 
 async def drive(url: str, admin_token: str, opts: Options, say: Progress = progress,
-                prefix: str | None = None) -> dict[str, Any]:  # fmt: skip
+                prefix: str | None = None, storm: bool = False) -> dict[str, Any]:  # fmt: skip
     """Make the users and the app, run the load, clean up; return the figures.
 
     `prefix` names the users (`<prefix>NNN`, the owner `<prefix>owner`); a random one by default.
+    With `storm`, the same users then sign in again, and nothing else (see `signin_storm`).
     """
     url = url.rstrip("/")
     prefix = prefix or f"load{uuid.uuid4().hex[:4]}-"
@@ -589,6 +722,9 @@ async def drive(url: str, admin_token: str, opts: Options, say: Progress = progr
             t0 = time.monotonic()
             await watch_runs(rec, url, opts, say)
             results["runs_wait_seconds"] = round(time.monotonic() - t0, 1)
+            if storm:
+                say(f"sign-in storm alone: {len(users)} users over {opts.arrival_seconds:.0f} s")
+                results["storm"] = await signin_storm(url, users, opts)
         finally:
             say("deleting the load's jobs, app and users")
             results["left_behind"] = await cleanup(
@@ -729,6 +865,32 @@ def report(results: dict[str, Any]) -> list[str]:
         f"  errors in all: {results['errors_total']}; left behind after clean-up: "
         f"{results.get('left_behind') or 'nothing'}"
     )
+    storms = {
+        "dsml hub (bcrypt in a thread)": results.get("storm"),
+        "plain hub + NativeAuthenticator": results.get("peer_storm"),
+    }
+    if any(storms.values()):
+        lines.append(
+            f"sign-in storm alone, {users['total']} users over {opts['arrival_seconds']:.0f} s "
+            "(login page + form; /hub/health sampled the same way):"
+        )
+        lines.append(
+            f"  {'hub':<34}{'sign-in p50':>12}{'p95':>9}{'health p50':>12}{'p95':>9}{'max':>9}"
+            "  unanswered  errors"
+        )
+        for name, storm in storms.items():
+            if not storm:
+                continue
+            if "error" in storm:
+                lines.append(f"  {name:<34}not measured: {storm['error'][:100]}")
+                continue
+            sign_in = storm["requests"].get("sign-in", summary([]))
+            h = storm["health"]
+            lines.append(
+                f"  {name:<34}{_ms(sign_in['p50']):>12}{_ms(sign_in['p95']):>9}"
+                f"{_ms(h['p50']):>12}{_ms(h['p95']):>9}{_ms(h['max']):>9}"
+                f"  {h['unanswered']:>10}  {storm['errors_total']:>6}"
+            )
     return lines
 
 
@@ -740,10 +902,22 @@ def _s(value: float | None) -> str:
 
 
 def run(opts: Options, work: Path, say: Progress = progress) -> dict[str, Any]:
-    """Start a platform (capacity 2), drive the load against it, stop it; return the figures."""
+    """Start a platform (capacity 2), drive the load against it, stop it; then the peer."""
     with running_platform(work / "platform", capacity=2, say=say) as platform:
         token = (platform.data_dir / "secrets" / "admin-api-token").read_text().strip()
-        return asyncio.run(drive(platform.url, token, opts, say))
+        results = asyncio.run(drive(platform.url, token, opts, say, storm=opts.peer))
+    return with_peer(results, opts, work, say)
+
+
+def with_peer(results: dict[str, Any], opts: Options, work: Path, say: Progress) -> dict[str, Any]:
+    """Add the peer's sign-in storm to `results` (when asked), run after ours has stopped."""
+    if opts.peer:
+        try:
+            results["peer_storm"] = peer_storm(opts, work / "peer", say)
+        except Exception as e:  # noqa: BLE001 - the peer failing is a figure, not our crash
+            say(f"peer FAILED: {type(e).__name__}: {e}")
+            results["peer_storm"] = {"error": f"{type(e).__name__}: {e}"}
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -761,9 +935,15 @@ def main(argv: list[str] | None = None) -> int:
         help="with --url: the admin token (<data dir>/secrets/admin-api-token); "
         "or set DSML_ADMIN_TOKEN",
     )
+    parser.add_argument(
+        "--no-peer",
+        action="store_true",
+        help="skip the sign-in storm alone on ours and on a plain hub with NativeAuthenticator",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
     opts = Options.quick() if args.quick else Options()
+    opts.peer = not args.no_peer
     for name, attr in (("users", "users"), ("viewers", "viewers"), ("jobs", "jobs"),
                        ("arrival", "arrival_seconds")):  # fmt: skip
         if getattr(args, name) is not None:
@@ -783,7 +963,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             if not token:
                 parser.error("--url needs --admin-token-file FILE or DSML_ADMIN_TOKEN")
-            results = asyncio.run(drive(args.url, token, opts))
+            results = asyncio.run(drive(args.url, token, opts, storm=opts.peer))
+            results = with_peer(results, opts, work, progress)
         else:
             results = run(opts, work)
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -293,6 +294,8 @@ class UsageCollector:
         self.hub = AsyncClient(app.hub_api_url, app.api_token, timeout=self.timeout)
         self._services: dict[str, AsyncClient] = {}
         self._lock = asyncio.Lock()
+        # per `per_user`: (monotonic start, result) of the last collection
+        self._last: dict[bool, tuple[float, dict[str, Any]]] = {}
         self._task: asyncio.Task | None = None
 
     async def close(self) -> None:
@@ -337,10 +340,19 @@ class UsageCollector:
         """Ask every source, record what the hub does not keep, save today's snapshot.
 
         Returns {"figures", "users" (the admins' table rows), "missing"}. One collection at
-        a time: callers that arrive meanwhile wait for it rather than ask the sources again.
+        a time: callers that arrive meanwhile wait, then share the next collection instead of
+        each asking the sources again (a result is shared only with callers that arrived before
+        it started, so nobody gets figures older than their request).
         """
+        arrived = time.monotonic()
         async with self._lock:
-            return await self._collect(per_user)
+            last = self._last.get(per_user)
+            if last is not None and last[0] >= arrived:
+                return last[1]
+            started = time.monotonic()
+            got = await self._collect(per_user)
+            self._last[per_user] = (started, got)
+            return got
 
     async def _collect(self, per_user: bool) -> dict[str, Any]:
         store = self.app.store
