@@ -5,7 +5,7 @@ Ctrl-C: platforms (`dsml up` on a free port, data in a temporary folder), the pe
 virtualenvs under bench/.venvs/ (installed once), their processes. Progress goes to stderr,
 the summary to stdout, and every raw figure to bench/results/<date>-<time>.json.
 
-    .venv/bin/python bench/run.py                 # everything, about 16 minutes
+    .venv/bin/python bench/run.py                 # everything, about 25 minutes
     .venv/bin/python bench/run.py --quick         # fewer iterations, no cron scale test
     .venv/bin/python bench/run.py --only latency  # one benchmark (or a comma-separated list)
     .venv/bin/python bench/run.py --only apps     # apps against plain and preheated Voila

@@ -43,8 +43,10 @@ BCRYPT = ThreadPoolExecutor(
 )
 """Where password hashes are made and checked: off the hub's event loop, one thread per core at
 most and below the loop's priority. On the default executor (cores + 4 threads at the loop's
-priority), 200 users signing in on 2 cores left the loop about a third of a core: /hub/health
-took up to 7 s (bench/README.md, "Load"). The threads start on first use."""
+priority), 200 users signing in on 2 cores kept six threads hashing beside the loop's one:
+/hub/health took up to 9.6 s; two threads at the loop's priority still 7.8 s; niced, 1.5 s
+(bench/README.md, "Load"). The price: under a full machine sign-ins wait longer for their hash.
+The threads start on first use."""
 
 
 class PasswordAPIHandler(APIHandler):
