@@ -5,10 +5,11 @@ Ctrl-C: platforms (`dsml up` on a free port, data in a temporary folder), the pe
 virtualenvs under bench/.venvs/ (installed once), their processes. Progress goes to stderr,
 the summary to stdout, and every raw figure to bench/results/<date>-<time>.json.
 
-    .venv/bin/python bench/run.py                 # everything, about 16 minutes
+    .venv/bin/python bench/run.py                 # everything, about 25 minutes
     .venv/bin/python bench/run.py --quick         # fewer iterations, no cron scale test
     .venv/bin/python bench/run.py --only latency  # one benchmark (or a comma-separated list)
     .venv/bin/python bench/run.py --only apps     # apps against plain and preheated Voila
+    .venv/bin/python bench/run.py --only load     # 200 users at once on one platform
     .venv/bin/python bench/run.py --report bench/results/<file>.json   # print a saved run again
 """
 
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import apps
+import load
 import scheduler
 from launch import BENCH, ROOT, progress, remove_accounts
 
@@ -36,6 +38,7 @@ CHOICES = {
     "scheduler": set(scheduler.NAMES),
     **{name: {name} for name in scheduler.NAMES},
     **{name: {name} for name in apps.NAMES},
+    **{name: {name} for name in load.NAMES},
 }
 """What --only accepts: a benchmark's name, or `scheduler` for all of the scheduler's."""
 
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     # a shell starting us in the background ignores SIGINT for us: take Ctrl-C back
     signal.signal(signal.SIGINT, signal.default_int_handler)
     only: set[str] = set()
-    for name in (args.only or "scheduler,apps").split(","):
+    for name in (args.only or "scheduler,apps,load").split(","):
         only |= CHOICES[name]
     opts = scheduler.Options.quick() if args.quick else scheduler.Options()
     skip = {"scale"} if args.quick and not (args.only and "scale" in args.only) else set()
@@ -141,6 +144,16 @@ def main(argv: list[str] | None = None) -> int:
                 progress(f"apps FAILED: {type(e).__name__}: {e}")
                 results["errors"]["apps"] = f"{type(e).__name__}: {e}"
             results["durations_seconds"]["apps"] = round(time.monotonic() - started_apps, 1)
+        if set(load.NAMES) & only:
+            results["selected"].append("load")
+            load_opts = load.Options.quick() if args.quick else load.Options()
+            started_load = time.monotonic()
+            try:
+                results["load"] = load.run(load_opts, work / "load", progress)
+            except Exception as e:  # noqa: BLE001 - reported like a scheduler benchmark's
+                progress(f"load FAILED: {type(e).__name__}: {e}")
+                results["errors"]["load"] = f"{type(e).__name__}: {e}"
+            results["durations_seconds"]["load"] = round(time.monotonic() - started_load, 1)
     except KeyboardInterrupt:
         progress("interrupted: everything started has been stopped")
         return 130
@@ -174,6 +187,10 @@ def print_summary(results: dict[str, Any], source: Path) -> None:
     if results.get("apps"):
         print()
         for line in apps.report(results["apps"]):
+            print(line)
+    if results.get("load"):
+        print()
+        for line in load.report(results["load"]):
             print(line)
     shown = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
     print(f"raw figures: {shown}")
