@@ -59,7 +59,16 @@ from typing import Any
 
 import httpx
 import websocket
-from launch import BENCH, ROOT, Platform, Progress, free_port, progress, running_platform
+from launch import (
+    BENCH,
+    Platform,
+    Progress,
+    free_port,
+    print_report,
+    progress,
+    running_platform,
+    save_results,
+)
 
 NOTEBOOK = BENCH / "notebooks" / "widgets_app.ipynb"
 ENVIRONMENT = "python-minimal"
@@ -618,20 +627,8 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    info["minutes"] = round((time.monotonic() - started) / 60, 1)
-    results["machine"] = info
-    out_dir = BENCH / "results"
-    out_dir.mkdir(exist_ok=True)
-    out = out_dir / f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-apps.json"
-    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(
-        f"# dsml-platform apps benchmark, {info['date']}, rev {info['revision']}: {info['cpu']}, "
-        f"{info['cores']} cores, {info['memory_gb']} GB, load at start {info['load_1min']}, "
-        f"took {info['minutes']} min"
-    )
-    for line in report(results):
-        print(line)
-    print(f"raw figures: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    out = save_results(results, info, started, "apps")
+    print_report("apps", info, report(results), out)
     return 0
 
 

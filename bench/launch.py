@@ -21,7 +21,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -235,3 +237,28 @@ def installed_version(python: Path, distribution: str) -> str:
         check=True,
     )
     return out.stdout.strip()
+
+
+def save_results(results: dict[str, Any], info: dict[str, Any], started: float, kind: str) -> Path:
+    """Stamp `results` with the machine facts and the minutes since `started` (monotonic), save
+    them as `bench/results/<UTC time>[-kind].json` and return the file."""
+    info["minutes"] = round((time.monotonic() - started) / 60, 1)
+    results["machine"] = info
+    out_dir = BENCH / "results"
+    out_dir.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out = out_dir / (f"{stamp}-{kind}.json" if kind else f"{stamp}.json")
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return out
+
+
+def print_report(kind: str, info: dict[str, Any], lines: list[str], out: Path) -> None:
+    """Print a benchmark's header (machine, revision, time taken), its lines and its raw file."""
+    print(
+        f"# dsml-platform {kind} benchmark, {info['date']}, rev {info['revision']}: {info['cpu']}, "
+        f"{info['cores']} cores, {info['memory_gb']} GB, load at start {info['load_1min']}, "
+        f"took {info['minutes']} min"
+    )
+    for line in lines:
+        print(line)
+    print(f"raw figures: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")

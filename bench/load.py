@@ -62,7 +62,16 @@ from typing import Any
 
 import httpx
 from apps import APP_PAGE, BASE_URL, summary
-from launch import BENCH, ROOT, Progress, free_port, progress, running_platform
+from launch import (
+    BENCH,
+    ROOT,
+    Progress,
+    free_port,
+    print_report,
+    progress,
+    running_platform,
+    save_results,
+)
 
 from dsml.cli.accounts import add_user
 from dsml.client import RUN_FINAL_STATES, HubClient
@@ -977,20 +986,8 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    info["minutes"] = round((time.monotonic() - started) / 60, 1)
-    results["machine"] = info
-    out_dir = BENCH / "results"
-    out_dir.mkdir(exist_ok=True)
-    out = out_dir / f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-load.json"
-    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(
-        f"# dsml-platform load benchmark, {info['date']}, rev {info['revision']}: {info['cpu']}, "
-        f"{info['cores']} cores, {info['memory_gb']} GB, load at start {info['load_1min']}, "
-        f"took {info['minutes']} min"
-    )
-    for line in report(results):
-        print(line)
-    print(f"raw figures: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    out = save_results(results, info, started, "load")
+    print_report("load", info, report(results), out)
     return 0
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import apps
 import load
 import scheduler
-from launch import BENCH, ROOT, progress, remove_accounts
+from launch import ROOT, progress, remove_accounts, save_results
 
 CHOICES = {
     "scheduler": set(scheduler.NAMES),
@@ -163,12 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    info["minutes"] = round((time.monotonic() - started) / 60, 1)
-    results["machine"] = info
-    out_dir = BENCH / "results"
-    out_dir.mkdir(exist_ok=True)
-    out = out_dir / f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    out = save_results(results, info, started, "")
     print_summary(results, out)
     return 0
 
