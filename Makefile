@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= .dsml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test lint format bench bootstrap venv-check system-python chromium clean
+.PHONY: up test lint format bench fuzz bootstrap venv-check system-python chromium clean
 
 up: bootstrap
 	$(BIN)/dsml up --demo --data-dir $(DATA_DIR)
@@ -27,6 +27,12 @@ format: bootstrap
 
 bench: bootstrap
 	$(BIN)/python bench/run.py
+
+# every REST API fuzzed from its OpenAPI file as a user and as an admin (tests/test_fuzz.py)
+# with many more examples per operation than `make test`'s pass: about 27 minutes on 2 cores
+FUZZ_EXAMPLES ?= 400
+fuzz: bootstrap
+	DSML_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/test_fuzz.py --timeout=0
 
 bootstrap: venv-check $(VENV)/.installed node_modules/.installed
 

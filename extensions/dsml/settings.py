@@ -46,7 +46,7 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "kind": {"enum": ["native", "oauth"]},
-                "minimum_password_length": {"type": "integer", "minimum": 8, "maximum": 128},
+                "minimum_password_length": {"type": "integer", "minimum": 8, "maximum": 72},
                 "allowed_failed_logins": {"type": "integer", "minimum": 0},
                 "seconds_before_next_try": _seconds,
                 # an importable class: `package.module.Class`

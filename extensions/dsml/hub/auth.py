@@ -49,17 +49,32 @@ priority), 200 users signing in on 2 cores kept six threads hashing beside the l
 The threads start on first use."""
 
 
+MAX_PASSWORD_BYTES = 72
+"""The longest password bcrypt hashes (in UTF-8 bytes)."""
+
+
 class PasswordAPIHandler(APIHandler):
     """Set a user's password and mark the account authorized (admins only)."""
 
     @needs_scope("admin:users")
     async def put(self, user_name: str) -> None:
-        """Body: {"password": "..."}; 400 on a weak password, 404 on an unknown user."""
+        """Body: {"password": "..."}; 400 on a weak or unusable password, 404 on an unknown user."""
         body = self.get_json_body() or {}
         password = body.get("password") if isinstance(body, dict) else None
         minimum = self.authenticator.minimum_password_length
         if not isinstance(password, str) or len(password) < minimum:
             raise web.HTTPError(400, f"password must be a string of at least {minimum} characters")
+        try:
+            encoded = password.encode()
+        except UnicodeEncodeError:
+            # JSON may carry an unpaired surrogate (\ud800), which no UTF-8 text holds
+            raise web.HTTPError(400, "password must be valid Unicode text") from None
+        if len(encoded) > MAX_PASSWORD_BYTES:
+            # bcrypt refuses longer input (it would otherwise ignore what follows)
+            raise web.HTTPError(
+                400,
+                f"password is {len(encoded)} bytes in UTF-8; the limit is {MAX_PASSWORD_BYTES}",
+            )
         if self.authenticator.check_common_password and self.authenticator.is_password_common(
             password
         ):
@@ -70,7 +85,7 @@ class PasswordAPIHandler(APIHandler):
                 404, f"no user {user_name!r}; create it first (POST /hub/api/users/{user_name})"
             )
         hashed = await asyncio.get_running_loop().run_in_executor(
-            BCRYPT, bcrypt.hashpw, password.encode(), bcrypt.gensalt()
+            BCRYPT, bcrypt.hashpw, encoded, bcrypt.gensalt()
         )
         info = UserInfo.find(self.db, user.name)
         if info is None:
@@ -88,6 +103,7 @@ def _password_matches(password: str, stored: bytes | None) -> bool:
     if not stored:
         return False
     try:
+        # UnicodeEncodeError (an unpaired surrogate) is a ValueError too
         return bcrypt.checkpw(password.encode(), stored)
     except ValueError:
         return False

@@ -7,6 +7,7 @@ from typing import Any
 from dsml.apps.apihandlers.base import SLUG, AppsHandler
 from dsml.apps.exceptions import BadRequest, Forbidden
 from dsml.scopes import APPS_ADMIN, APPS_READ, JOBS_RUN
+from dsml.service.handlers import MAX_ID
 
 
 class AppsListHandler(AppsHandler):
@@ -113,7 +114,8 @@ class RollbackHandler(AppsHandler):
         """Point the app at the version and restart its server with it."""
         found = await self.app_for(slug, change=True)
         number = self.body().get("version")
-        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        # beyond a 64-bit integer the database cannot even compare it (a 500 before)
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= MAX_ID:
             raise BadRequest(f"version must be a version number (1, 2, ...), got {number!r}")
         app = self.service_app
         record = await app.store.run(app.store.set_current, slug, number)

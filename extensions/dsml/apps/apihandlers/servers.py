@@ -9,7 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from dsml.apps.apihandlers.base import SLUG, AppsHandler
 from dsml.apps.exceptions import BadRequest
-from dsml.service.handlers import APIHandler
+from dsml.service.handlers import MAX_ID, APIHandler
 
 
 class StartHandler(AppsHandler):
@@ -79,7 +79,7 @@ def _views(value: Any) -> list[dict[str, Any]]:
         viewer, version, seconds = v.get("viewer"), v.get("version"), v.get("render_seconds")
         if not isinstance(viewer, str) or not 0 < len(viewer) <= 255:
             raise BadRequest("view.viewer must be a user name")
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_ID:
             raise BadRequest("view.version must be a version number")
         if (
             isinstance(seconds, bool)
