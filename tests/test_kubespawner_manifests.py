@@ -37,7 +37,7 @@ K8S_VERSIONS = ("1.28", "1.33")
 DIGEST = "sha256:" + "ab" * 32
 HUB_IMAGE = "registry.example.com/dsml-platform/hub:0.1.0"
 
-VALUES = k8s._merge(
+VALUES = settings_mod.deep_merge(
     k8s.DEFAULT_VALUES,
     {
         "environments": {
