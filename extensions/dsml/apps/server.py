@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import contextvars
 import datetime
 import hashlib
@@ -633,6 +634,18 @@ def _finished(pool_item: Any) -> bool:
     return render is not None and render.done()
 
 
+def _alive(km: Any, kernel_id: str) -> bool:
+    """Whether a kernel is still managed and its process runs (a restarted one is replaced)."""
+    try:
+        kernel = km.get_kernel(kernel_id)
+    except KeyError:
+        return False
+    if getattr(kernel, "dsml_died", False):
+        return False
+    process = getattr(getattr(kernel, "provisioner", None), "process", None)
+    return process is None or process.poll() is None
+
+
 def gated(cls: type, *, fresh: bool = True, login_redirect: bool = False) -> type:
     """`cls` behind the ViewerGate."""
     return type(
@@ -669,8 +682,10 @@ class AppPageHandler(ViewerGate, TornadoVoilaHandler):
             notebook_data, pool_size, template_name, theme, request_args
         ):
             return False
-        pool = getattr(self.kernel_manager, "_pools", {}).get(self.notebook_path) or []
-        return bool(pool) and _finished(pool[0])
+        km = self.kernel_manager
+        pool = getattr(km, "_pools", {}).get(self.notebook_path) or []
+        # a preheated kernel that died is not handed out (the app server replaces it)
+        return bool(pool) and _finished(pool[0]) and _alive(km, pool[0].result()["kernel_id"])
 
     async def get(self, path: str | None = None) -> None:  # type: ignore[override]
         """Render the notebook for this viewer and count the view."""
@@ -971,6 +986,8 @@ class AppServer(Voila):
 
         def died() -> None:
             log.warning("kernel %s died; it is shut down and the pool refilled", kernel_id)
+            with contextlib.suppress(KeyError):
+                km.get_kernel(kernel_id).dsml_died = True  # never handed out again
             self.kernel_owners.pop(kernel_id, None)
             _background(self._replace_kernel(kernel_id))
 
