@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ import pytest
 from test_restart import form_login
 
 from dsml.cli.processes import process_info
-from dsml.cli.up import check_port_free
+from dsml.cli.up import check_port_free, choose_ports
 
 from conftest import (
     DSML,
@@ -308,3 +309,28 @@ def test_users_list_pages_through_every_user(platform: Platform, admin_api: http
     finally:
         for name in names:
             admin_api.delete(f"users/{name}")
+
+
+def test_the_ports_chosen_are_distinct_and_never_the_public_port(tmp_path: Path) -> None:
+    """A service at the public port made the proxy route to itself (HTTP 431 on every check)."""
+    datadir = DataDir(tmp_path / "data")
+    datadir.ensure()
+    public = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        busy = taken.getsockname()[1]
+        free = free_port()
+        (datadir.hub / "ports.json").write_text(
+            json.dumps({"scheduler": free, "portal": public, "apps": busy})
+        )
+        for _ in range(50):
+            ports = choose_ports(datadir, public)
+            assert len(set(ports.values())) == 5, ports
+            assert public not in ports.values(), ports
+            assert ports["scheduler"] == free  # still free: the same as last time
+            assert ports["apps"] != busy
+    # what was chosen is remembered for the next start
+    again = choose_ports(datadir, public)
+    assert {k: again[k] for k in ("scheduler", "portal", "apps")} == {
+        k: ports[k] for k in ("scheduler", "portal", "apps")
+    }

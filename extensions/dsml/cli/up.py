@@ -12,7 +12,7 @@ stops everything and says so. Before a restart it kills the managed services the
 (they hold their ports); user servers and app servers run on and the new hub adopts them (it
 polls each spawner recorded in its database), the proxy the dead hub left is replaced by the new
 hub (through its pid file) and given every route again, and the scheduler's workers of runs in
-flight report to the new scheduler, found at the same port (`stable_port`): the hub, proxy API,
+flight report to the new scheduler, found at the same port (`choose_ports`): the hub, proxy API,
 scheduler, portal and apps ports stay the same across restarts. A hub that exits with 0 was
 asked to (SIGTERM, the shutdown API): `dsml up` stops too. The hub itself restarts a proxy that
 dies (it checks every 5 s) and puts the routes back.
@@ -128,28 +128,54 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def stable_port(datadir: DataDir, name: str) -> int:
-    """A free port for `name`, the same as last time when it is still free.
+STABLE_PORTS = ("scheduler", "portal", "apps")
+"""The services found at the same port after a platform restart (`choose_ports`)."""
 
-    Workers of runs in flight find the scheduler again after a platform restart this way.
+
+def choose_ports(datadir: DataDir, public_port: int) -> dict[str, int]:
+    """Distinct free loopback ports for the hub, the proxy's API and the managed services.
+
+    The scheduler, portal and apps service get the port they had last time when it is still
+    free: workers of runs in flight and app servers find them again after a restart. Every port
+    is held open until all are chosen, and none is the public port (not listened on yet): two
+    ports drawn one after another may otherwise be the same, and a service at the public port
+    makes the proxy route to itself.
     """
     path = datadir.hub / "ports.json"
     try:
-        ports = json.loads(path.read_text())
+        stored = json.loads(path.read_text())
     except (OSError, ValueError):
-        ports = {}
-    port = ports.get(name)
-    if port:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
+        stored = {}
+    held: list[socket.socket] = []
+    chosen: dict[str, int] = {}
+
+    def hold(port: int) -> int | None:
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            s.close()
+            return None
+        held.append(s)
+        return s.getsockname()[1]
+
+    try:
+        for name in (*STABLE_PORTS, "hub", "proxy_api"):
+            port = stored.get(name) if name in STABLE_PORTS else None
+            if isinstance(port, int) and port != public_port:
+                port = hold(port)
+            else:
                 port = None
-    if not port:
-        port = free_port()
-        ports[name] = port
-        path.write_text(json.dumps(ports) + "\n")
-    return int(port)
+            while port is None or port == public_port:
+                port = hold(0)
+            chosen[name] = port
+    finally:
+        for s in held:
+            s.close()
+    remembered = {name: chosen[name] for name in STABLE_PORTS}
+    if remembered != {name: stored.get(name) for name in STABLE_PORTS}:
+        path.write_text(json.dumps(remembered) + "\n")
+    return chosen
 
 
 def public_url(settings: dict[str, Any]) -> str:
@@ -396,16 +422,17 @@ def run(args: argparse.Namespace) -> int:
     lab_settings = json.loads(json.dumps(settings))
     lab_settings["auth"]["oauth_config"] = {}
     write_atomic(datadir.lab_settings, json.dumps(lab_settings, indent=2) + "\n", mode=0o644)
+    ports = choose_ports(datadir, settings["hub"]["port"])
     env = dict(os.environ)
     env.update(
         DSML_SETTINGS_JSON=str(resolved),
         DSML_LAB_SETTINGS_JSON=str(datadir.lab_settings),
-        DSML_HUB_PORT=str(free_port()),
-        DSML_PROXY_API_PORT=str(free_port()),
-        DSML_SCHEDULER_PORT=str(stable_port(datadir, "scheduler")),
-        DSML_PORTAL_PORT=str(stable_port(datadir, "portal")),
+        DSML_HUB_PORT=str(ports["hub"]),
+        DSML_PROXY_API_PORT=str(ports["proxy_api"]),
+        DSML_SCHEDULER_PORT=str(ports["scheduler"]),
+        DSML_PORTAL_PORT=str(ports["portal"]),
         # app servers report views to the apps service at this port, across hub restarts too
-        DSML_APPS_PORT=str(stable_port(datadir, "apps")),
+        DSML_APPS_PORT=str(ports["apps"]),
         DSML_PUBLIC_URL=url,
         DSML_ROOT=str(platform_root()),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
