@@ -47,7 +47,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -63,11 +62,11 @@ from launch import (
     BENCH,
     Platform,
     Progress,
+    bench_main,
     free_port,
     print_report,
     progress,
     running_platform,
-    save_results,
 )
 
 NOTEBOOK = BENCH / "notebooks" / "widgets_app.ipynb"
@@ -608,28 +607,12 @@ def main(argv: list[str] | None = None) -> int:
     for field in ("visits", "viewers", "pool_size"):
         if getattr(args, field) is not None:
             setattr(opts, field, getattr(args, field))
-    from run import _terminate, machine, remove_accounts
-
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    info = machine()
-    work = Path(tempfile.mkdtemp(prefix="dsml-bench-apps-"))
-    os.chmod(work, 0o711)  # as root, users' accounts pass through to their homes
-    started = time.monotonic()
-    try:
-        results = run(opts, work)
-    except KeyboardInterrupt:
-        progress("interrupted: everything started has been stopped")
-        return 130
-    finally:
-        remove_accounts()
-        if args.keep:
-            progress(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    out = save_results(results, info, started, "apps")
-    print_report("apps", info, report(results), out)
-    return 0
+    return bench_main(
+        "apps",
+        args.keep,
+        lambda work: run(opts, work),
+        lambda results, info, out: print_report("apps", info, report(results), out),
+    )
 
 
 if __name__ == "__main__":

@@ -14,10 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform as pyplatform
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -262,3 +265,81 @@ def print_report(kind: str, info: dict[str, Any], lines: list[str], out: Path) -
     for line in lines:
         print(line)
     print(f"raw figures: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures come from: CPU, cores, memory, load, Python, the repository revision."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kb = 0
+    revision = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    # the code measured is the working tree: say when it differs from the commit
+    changed = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "extensions", "hub_config"],
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    if revision and changed:
+        revision += f" + uncommitted changes in {len(changed)} file(s)"
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "load_1min": round(os.getloadavg()[0], 2),
+        "python": pyplatform.python_version(),
+        "revision": revision or "unknown",
+    }
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so every `finally` stops what it started
+
+
+def bench_main(
+    kind: str,
+    keep: bool,
+    measure: Callable[[Path], dict[str, Any]],
+    show: Callable[[dict[str, Any], dict[str, Any], Path], None],
+    own_accounts: bool = True,
+) -> int:
+    """What every benchmark's main does around `measure(work folder)`; its exit code.
+
+    Ctrl-C and SIGTERM stop what was started (130); the accounts benchmark platforms made are
+    removed (unless `own_accounts` is False: a platform of somebody else's was measured) and the
+    work folder with them unless `keep`. Then the figures are stamped, saved and `show`n.
+    """
+    signal.signal(signal.SIGTERM, _terminate)
+    # a shell starting us in the background ignores SIGINT for us: take Ctrl-C back
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    info = machine()
+    work = Path(tempfile.mkdtemp(prefix=f"dsml-bench-{kind}-" if kind else "dsml-bench-"))
+    os.chmod(work, 0o711)  # as root, users' accounts pass through to their homes
+    progress(f"working in {work}; {info['cores']} cores, load {info['load_1min']}")
+    started = time.monotonic()
+    try:
+        results = measure(work)
+    except KeyboardInterrupt:
+        progress("interrupted: everything started has been stopped")
+        return 130
+    finally:
+        if own_accounts:
+            remove_accounts()
+        if keep:
+            progress(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    out = save_results(results, info, started, kind)
+    show(results, info, out)
+    return 0

@@ -46,11 +46,9 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -66,11 +64,11 @@ from launch import (
     BENCH,
     ROOT,
     Progress,
+    bench_main,
     free_port,
     print_report,
     progress,
     running_platform,
-    save_results,
 )
 
 from dsml.cli.accounts import add_user
@@ -957,38 +955,27 @@ def main(argv: list[str] | None = None) -> int:
                        ("arrival", "arrival_seconds")):  # fmt: skip
         if getattr(args, name) is not None:
             setattr(opts, attr, getattr(args, name))
-    from run import _terminate, machine, remove_accounts
+    token = ""
+    if args.url:
+        token = os.environ.get("DSML_ADMIN_TOKEN") or (
+            args.admin_token_file.read_text().strip() if args.admin_token_file else ""
+        )
+        if not token:
+            parser.error("--url needs --admin-token-file FILE or DSML_ADMIN_TOKEN")
 
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    info = machine()
-    started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="dsml-bench-load-"))
-    os.chmod(work, 0o711)  # as root, users' accounts pass through to their homes
-    try:
+    def measure(work: Path) -> dict[str, Any]:
         if args.url:
-            token = os.environ.get("DSML_ADMIN_TOKEN") or (
-                args.admin_token_file.read_text().strip() if args.admin_token_file else ""
-            )
-            if not token:
-                parser.error("--url needs --admin-token-file FILE or DSML_ADMIN_TOKEN")
             results = asyncio.run(drive(args.url, token, opts, storm=opts.peer))
-            results = with_peer(results, opts, work, progress)
-        else:
-            results = run(opts, work)
-    except KeyboardInterrupt:
-        progress("interrupted: everything started has been stopped")
-        return 130
-    finally:
-        if not args.url:
-            remove_accounts()
-        if args.keep:
-            progress(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    out = save_results(results, info, started, "load")
-    print_report("load", info, report(results), out)
-    return 0
+            return with_peer(results, opts, work, progress)
+        return run(opts, work)
+
+    return bench_main(
+        "load",
+        args.keep,
+        measure,
+        lambda results, info, out: print_report("load", info, report(results), out),
+        own_accounts=not args.url,
+    )
 
 
 if __name__ == "__main__":

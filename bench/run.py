@@ -17,22 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform as pyplatform
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import apps
 import load
 import scheduler
-from launch import ROOT, progress, remove_accounts, save_results
+from launch import ROOT, bench_main, progress
 
 CHOICES = {
     "scheduler": set(scheduler.NAMES),
@@ -41,42 +34,6 @@ CHOICES = {
     **{name: {name} for name in load.NAMES},
 }
 """What --only accepts: a benchmark's name, or `scheduler` for all of the scheduler's."""
-
-
-def machine() -> dict[str, Any]:
-    """Where the figures come from: CPU, cores, memory, load, Python, the repository revision."""
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    except (OSError, ValueError, IndexError):
-        mem_kb = 0
-    revision = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    # the code measured is the working tree: say when it differs from the commit
-    changed = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "extensions", "hub_config"],
-        capture_output=True,
-        text=True,
-    ).stdout.splitlines()
-    if revision and changed:
-        revision += f" + uncommitted changes in {len(changed)} file(s)"
-    return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": round(mem_kb / 1024 / 1024, 1),
-        "load_1min": round(os.getloadavg()[0], 2),
-        "python": pyplatform.python_version(),
-        "revision": revision or "unknown",
-    }
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -109,30 +66,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # so every `finally` stops what it started
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the selected benchmarks, print the summary, save the raw figures."""
     args = parse(argv)
     if args.report:
         print_summary(json.loads(args.report.read_text()), args.report)
         return 0
-    signal.signal(signal.SIGTERM, _terminate)
-    # a shell starting us in the background ignores SIGINT for us: take Ctrl-C back
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     only: set[str] = set()
     for name in (args.only or "scheduler,apps,load").split(","):
         only |= CHOICES[name]
     opts = scheduler.Options.quick() if args.quick else scheduler.Options()
     skip = {"scale"} if args.quick and not (args.only and "scale" in args.only) else set()
-    info = machine()
-    work = Path(tempfile.mkdtemp(prefix="dsml-bench-"))
-    os.chmod(work, 0o711)  # as root, users' accounts pass through to their homes
-    progress(f"working in {work}; {info['cores']} cores, load {info['load_1min']}")
-    started = time.monotonic()
-    try:
+
+    def measure(work: Path) -> dict[str, Any]:
         results = scheduler.run(opts, only, work, progress, skip=skip)
         if set(apps.NAMES) & only:
             results["selected"].append("apps")
@@ -154,18 +100,11 @@ def main(argv: list[str] | None = None) -> int:
                 progress(f"load FAILED: {type(e).__name__}: {e}")
                 results["errors"]["load"] = f"{type(e).__name__}: {e}"
             results["durations_seconds"]["load"] = round(time.monotonic() - started_load, 1)
-    except KeyboardInterrupt:
-        progress("interrupted: everything started has been stopped")
-        return 130
-    finally:
-        remove_accounts()
-        if args.keep:
-            progress(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    out = save_results(results, info, started, "")
-    print_summary(results, out)
-    return 0
+        return results
+
+    return bench_main(
+        "", args.keep, measure, lambda results, info, out: print_summary(results, out)
+    )
 
 
 def print_summary(results: dict[str, Any], source: Path) -> None:

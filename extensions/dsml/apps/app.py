@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,21 @@ from dsml.apps.store import Store
 from dsml.client import APPS, ApiError
 from dsml.service.app import ServiceApp
 from dsml.service.handlers import Route
+
+
+@dataclass
+class ServingTurns:
+    """The (re)starts of one app's server: one at a time, and one serves every earlier ask.
+
+    Concurrent publishes of one app each restart its server, and the hub refuses a stop or
+    start while another is pending. Asks are numbered; a restart that began after an ask was
+    made serves it too, so the waiting asks return its state instead of restarting again.
+    """
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    asked: int = 0
+    done: int = 0
+    state: str = ""
 
 
 class AppsApp(ServiceApp):
@@ -90,12 +106,7 @@ class AppsApp(ServiceApp):
         self.hub = HubApps(self.hub_api_url, self.api_token, base)
         self.public_prefix = (self.public_url or "").rstrip("/") + self.service_prefix
         self.start_attempts: dict[str, float] = {}
-        # one (re)start of an app's server at a time: concurrent publishes of one app each
-        # restart it, and the hub refuses a stop or start while another is pending. Requests
-        # are numbered per app; one that began after a request was made serves it too
-        self.serving: dict[str, asyncio.Lock] = {}
-        self.serve_asked: dict[str, int] = {}
-        self.served: dict[str, tuple[int, str]] = {}
+        self.serving: dict[str, ServingTurns] = {}
         self._tasks: list[asyncio.Task] = []
         self._starting: set[asyncio.Future] = set()
 
@@ -325,16 +336,16 @@ class AppsApp(ServiceApp):
 
     async def serve_current(self, app: dict[str, Any], restart: bool) -> str:
         """Start the app's server, or restart it so it serves the current version."""
-        slug = app["slug"]
-        mine = self.serve_asked[slug] = self.serve_asked.get(slug, 0) + 1
-        async with self.serving.setdefault(slug, asyncio.Lock()):
-            done, state = self.served.get(slug, (0, ""))
-            if done >= mine:
-                return state
-            began = self.serve_asked[slug]
-            state = await self._serve_current(app, restart)
-            self.served[slug] = (began, state)
-            return state
+        turns = self.serving.setdefault(app["slug"], ServingTurns())
+        turns.asked += 1
+        mine = turns.asked
+        async with turns.lock:
+            if turns.done >= mine:
+                return turns.state
+            began = turns.asked
+            turns.state = await self._serve_current(app, restart)
+            turns.done = began
+            return turns.state
 
     async def _serve_current(self, app: dict[str, Any], restart: bool) -> str:
         server = server_name(app["slug"])

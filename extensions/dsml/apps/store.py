@@ -109,69 +109,63 @@ class Store(SQLStore):
         while its next number is taken (PostgreSQL; SQLite has one writer), and the loser of a
         race to create the app publishes again, as a new version of the winner's app.
         """
-        try:
-            return self._publish(slug, owner, author, app_fields, version_fields, managed)
-        except IntegrityError:
-            return self._publish(slug, owner, author, app_fields, version_fields, managed)
-
-    def _publish(
-        self,
-        slug: str,
-        owner: str,
-        author: str,
-        app_fields: dict[str, Any],
-        version_fields: dict[str, Any],
-        managed: bool,
-    ) -> tuple[dict[str, Any], dict[str, Any], bool]:
-        with Session(self.engine) as s:
-            now = utcnow()
-            app = s.scalars(select(App).where(App.slug == slug).with_for_update()).first()
-            created = app is None
-            if app is None:
-                app = App(
-                    slug=slug,
-                    owner=owner,
-                    title=app_fields["title"],
-                    description=app_fields.get("description", ""),
-                    always_on=bool(app_fields.get("always_on", False)),
-                    managed=managed,
-                    current_version=1,
-                    created_at=now,
-                    updated_at=now,
-                )
-                s.add(app)
-                s.flush()
-                number = 1
-            else:
-                if app.owner != owner:
-                    raise SlugTaken(
-                        f"the app {slug!r} belongs to {app.owner}; pick another slug "
-                        "(--slug) or publish without one to get a new app"
+        for attempt in (1, 2):
+            try:
+                with Session(self.engine) as s:
+                    now = utcnow()
+                    app = s.scalars(select(App).where(App.slug == slug).with_for_update()).first()
+                    created = app is None
+                    if app is None:
+                        app = App(
+                            slug=slug,
+                            owner=owner,
+                            title=app_fields["title"],
+                            description=app_fields.get("description", ""),
+                            always_on=bool(app_fields.get("always_on", False)),
+                            managed=managed,
+                            current_version=1,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                        s.add(app)
+                        s.flush()
+                        number = 1
+                    else:
+                        if app.owner != owner:
+                            raise SlugTaken(
+                                f"the app {slug!r} belongs to {app.owner}; pick another slug "
+                                "(--slug) or publish without one to get a new app"
+                            )
+                        last = s.scalar(
+                            select(func.max(Version.number)).where(Version.app_id == app.id)
+                        )
+                        number = (last or 0) + 1
+                        for key in ("title", "description", "always_on"):
+                            if key in app_fields:
+                                setattr(app, key, app_fields[key])
+                        app.managed = app.managed or managed
+                        app.current_version = number
+                        app.updated_at = now
+                    version = Version(
+                        app_id=app.id,
+                        number=number,
+                        author=author,
+                        created_at=now,
+                        sha256=version_fields["sha256"],
+                        environment=version_fields["environment"],
+                        environment_version=version_fields.get("environment_version") or "",
+                        notebook_path=version_fields.get("notebook_path", ""),
+                        files=json.dumps(version_fields.get("files", [])),
+                        size_bytes=version_fields["size_bytes"],
+                        has_thumbnail=bool(version_fields.get("has_thumbnail")),
                     )
-                last = s.scalar(select(func.max(Version.number)).where(Version.app_id == app.id))
-                number = (last or 0) + 1
-                for key in ("title", "description", "always_on"):
-                    if key in app_fields:
-                        setattr(app, key, app_fields[key])
-                app.managed = app.managed or managed
-                app.current_version = number
-                app.updated_at = now
-            version = Version(
-                app_id=app.id,
-                number=number,
-                author=author,
-                created_at=now,
-                sha256=version_fields["sha256"],
-                environment=version_fields["environment"],
-                environment_version=version_fields.get("environment_version") or "",
-                notebook_path=version_fields.get("notebook_path", ""),
-                files=json.dumps(version_fields.get("files", [])),
-                size_bytes=version_fields["size_bytes"],
-                has_thumbnail=bool(version_fields.get("has_thumbnail")),
-            )
-            s.add(version)
-            s.commit()
-            return self._record(s, app), version_dict(version), created
+                    s.add(version)
+                    s.commit()
+                    return self._record(s, app), version_dict(version), created
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def versions(self, slug: str) -> list[dict[str, Any]]:
         """Every version of an app, newest first."""
