@@ -30,6 +30,7 @@ import yaml
 from traitlets import TraitError
 
 from dsml.environments import find_environment
+from dsml.scheduler import worker
 from dsml.scheduler.exceptions import SchedulerError
 from dsml.scheduler.executors import Launch, executor_class
 from dsml.scheduler.executors.kubernetes import (
@@ -148,7 +149,13 @@ def test_job_fields(environment: str) -> None:
         "dsml.scheduler.worker",
         "--kernel",
         f"dsml-{environment}",
+        f"--memory-limit-bytes={int(4 * 2**30 * 0.9)}",
+        "--memory-limit-source=90% of the job pod's memory limit, 4Gi",
     ]
+    # the worker in the pod takes that command line: the kernel is capped below the pod's limit
+    args = worker.parse(container["command"][3:])
+    assert (args.kernel, args.memory_limit_bytes) == (f"dsml-{environment}", int(4 * 2**30 * 0.9))
+    assert "4Gi" in args.memory_limit_source
     assert job["metadata"]["name"] == "dsml-run-42"
     assert job["metadata"]["namespace"] == "default"
     assert spec["activeDeadlineSeconds"] == 600 + 30
@@ -279,6 +286,8 @@ def test_settings_come_from_traits(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pod_labels["dsml.io/run-id"] == "7"
     assert "hub.jupyter.org/network-access-hub" not in job["metadata"]["labels"]
     assert pod["containers"][0]["image"] == "registry.example.com/ds:pinned"
+    # no memory limit: the kernel is not capped either
+    assert not [a for a in pod["containers"][0]["command"] if a.startswith("--memory")]
     monkeypatch.delenv("POD_NAMESPACE")
     assert KubernetesExecutor().namespace == "default"
     assert executor_class("kubernetes") is KubernetesExecutor
@@ -289,6 +298,13 @@ def test_bad_job_name_prefix_is_refused() -> None:
     for bad in ("Dsml-", "dsml_run-", "-dsml", "d" * 41):
         with pytest.raises(TraitError, match="job_name_prefix"):
             KubernetesExecutor(job_name_prefix=bad)
+
+
+def test_a_memory_setting_that_is_no_quantity_is_refused_at_start() -> None:
+    for trait in ("memory_request", "memory_limit"):
+        with pytest.raises(TraitError, match=f"{trait}: memory '4 GB' is not a quantity"):
+            KubernetesExecutor(**{trait: "4 GB"})
+    assert KubernetesExecutor(memory_limit="1.5Gi").settings().memory_limit == "1.5Gi"
 
 
 # a stand-in API server for start / is_alive / stop

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
+
+from dsml.exceptions import SettingsError
 
 
 def skip_slow_format_checks() -> None:
@@ -35,3 +38,29 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, mode: int = 0o
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|K|M|G|T)?$")
+_FACTORS = {
+    None: 1,
+    "k": 10**3,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+"""Bytes per suffix of a Kubernetes memory quantity."""
+
+
+def quantity_bytes(value: str | int) -> int:
+    """A Kubernetes memory quantity ('256Mi', '1G', 1024) in bytes."""
+    match = _QUANTITY.match(str(value))
+    if not match:
+        raise SettingsError(
+            f"memory {value!r} is not a quantity: use a number with Ki, Mi, Gi, K, M or G"
+        )
+    return int(float(match.group(1)) * _FACTORS[match.group(2)])

@@ -37,7 +37,7 @@ from dsml.datadir import DataDir
 from dsml.exceptions import SettingsError
 from dsml.hub import config as hubconfig
 from dsml.settings import LAB_GROUPS
-from dsml.utils import write_atomic
+from dsml.utils import quantity_bytes, write_atomic
 
 SETTINGS_FILE = "/usr/local/etc/dsml/settings.yaml"
 """The settings file in the hub pod (key settings.yaml of the dsml settings Secret)."""
@@ -87,20 +87,6 @@ DEFAULT_VALUES: dict[str, Any] = {
     "prometheus": {"scrape": True},
 }
 """What the hub assumes for every `dsml:` key the values leave out (the chart sets them all)."""
-
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|K|M|G|T)?$")
-_FACTORS = {
-    None: 1,
-    "k": 10**3,
-    "K": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
 
 
 # detection and inputs
@@ -156,16 +142,6 @@ def image_ref(image: dict[str, Any]) -> str:
     if not image.get("tag"):
         raise SettingsError(f"image {name} has neither tag nor digest: set one of them")
     return f"{name}:{image['tag']}"
-
-
-def quantity_bytes(value: str | int) -> int:
-    """A Kubernetes memory quantity ('256Mi', '1G', 1024) in bytes."""
-    match = _QUANTITY.match(str(value))
-    if not match:
-        raise SettingsError(
-            f"memory {value!r} is not a quantity: use a number with Ki, Mi, Gi, K, M or G"
-        )
-    return int(float(match.group(1)) * _FACTORS[match.group(2)])
 
 
 def quantity_cpu(value: str | int | float) -> float:

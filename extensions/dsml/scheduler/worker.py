@@ -231,20 +231,30 @@ def warm_up() -> None:
     notebooks.warm_up()
 
 
-def _memory_message(limit: int) -> str:
+LOCAL_MEMORY_LIMIT = "the scheduler.job_memory_limit_bytes setting"
+"""Where the kernel's memory cap comes from on one machine (`--memory-limit-source`)."""
+
+
+def _memory_message(limit: int, source: str) -> str:
     """The run's message when its kernel ran out of memory under the job memory limit (the
     run's error names the cell)."""
     return (
         f"the notebook ran out of memory: a run's kernel may use {describe_bytes(limit)} "
-        "(the scheduler.job_memory_limit_bytes setting); use less memory or ask an admin"
+        f"({source}); use less memory or ask an admin"
     )
 
 
-def execute(service: ServiceClient, km: Any, work: Path, memory_limit: int = 0) -> dict[str, Any]:
+def execute(
+    service: ServiceClient,
+    km: Any,
+    work: Path,
+    memory_limit: int = 0,
+    memory_source: str = LOCAL_MEMORY_LIMIT,
+) -> dict[str, Any]:
     """Run the assigned notebook; return the result payload (never raises for notebook errors).
 
-    `memory_limit` is the kernel's memory cap (bytes, 0 for none), named in the message of a
-    run that ran out of memory.
+    `memory_limit` is the kernel's memory cap (bytes, 0 for none), named with `memory_source`
+    (where it comes from) in the message of a run that ran out of memory.
     """
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -290,7 +300,7 @@ def execute(service: ServiceClient, km: Any, work: Path, memory_limit: int = 0) 
             "error": {"cell_index": e.cell_index, "name": e.ename, "value": e.evalue},
         }
         if e.ename == "MemoryError" and memory_limit:
-            payload["message"] = _memory_message(memory_limit)
+            payload["message"] = _memory_message(memory_limit, memory_source)
     except DeadKernelError as e:
         payload = {
             "state": "failed",
@@ -302,8 +312,7 @@ def execute(service: ServiceClient, km: Any, work: Path, memory_limit: int = 0) 
             # a C extension that cannot allocate aborts the process rather than raise
             payload["message"] = (
                 "the kernel died while running the notebook (it may have gone over the "
-                f"job memory limit of {describe_bytes(memory_limit)}, "
-                "scheduler.job_memory_limit_bytes)"
+                f"job memory limit of {describe_bytes(memory_limit)}, {memory_source})"
             )
     except CellTimeoutError as e:
         payload = {
@@ -363,9 +372,8 @@ def set_kernel_environment(km: Any, environment: dict[str, str]) -> None:
         kc.stop_channels()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Start the kernel, wait for an assignment, run it, report, shut the kernel down."""
-    skip_slow_format_checks()
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The worker's command line (the executors build it)."""
     parser = argparse.ArgumentParser(prog="dsml-worker")
     parser.add_argument("--kernel", required=True, help="kernelspec to pre-start")
     parser.add_argument(
@@ -379,7 +387,18 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="cap the kernel's data memory (RLIMIT_DATA) at this many bytes (0: no cap)",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--memory-limit-source",
+        default=LOCAL_MEMORY_LIMIT,
+        help="where the cap comes from, named in the run's message when the kernel hits it",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the kernel, wait for an assignment, run it, report, shut the kernel down."""
+    skip_slow_format_checks()
+    args = parse(argv)
     memory = max(args.memory_limit_bytes, 0)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     if args.take_account:
@@ -425,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         if early is None and not same_kernel(assignment["kernel_name"], args.kernel):
             stop_kernel(km)
             km = start_kernel(assignment["kernel_name"], str(work), memory)
-        payload = execute(service, km, work, memory)
+        payload = execute(service, km, work, memory, args.memory_limit_source)
         # the run ends now; its HTML render follows (the service renders on demand meanwhile)
         service.result(payload)
         stop_kernel(km)

@@ -43,9 +43,11 @@ from traitlets import (
     validate,
 )
 
+from dsml.exceptions import SettingsError
 from dsml.kernels import kernel_name
 from dsml.scheduler.exceptions import SchedulerError
 from dsml.scheduler.executors import Executor, Launch
+from dsml.utils import quantity_bytes
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api
@@ -158,6 +160,25 @@ def _resources(settings: JobSettings) -> dict[str, dict[str, str]]:
     return {k: v for k, v in out.items() if v}
 
 
+KERNEL_MEMORY_SHARE = 0.9
+"""The share of the pod's memory limit the kernel may use (RLIMIT_DATA, `--memory-limit-bytes`):
+the rest is the worker's, so a notebook that eats memory gets a MemoryError and its run a
+message naming the limit, not an OOM-killed pod."""
+
+
+def worker_command(environment: str, memory_limit: str) -> list[str]:
+    """The worker's command in a run's pod; with a memory limit the kernel is capped below it."""
+    command = ["python", "-m", "dsml.scheduler.worker", "--kernel", kernel_name(environment)]
+    if memory_limit:
+        cap = int(quantity_bytes(memory_limit) * KERNEL_MEMORY_SHARE)
+        command += [
+            f"--memory-limit-bytes={cap}",
+            f"--memory-limit-source={KERNEL_MEMORY_SHARE:.0%} of the job pod's memory limit, "
+            f"{memory_limit}",
+        ]
+    return command
+
+
 def build_job_manifest(
     run: Mapping[str, Any],
     *,
@@ -183,7 +204,7 @@ def build_job_manifest(
         "name": WORKER_CONTAINER,
         "image": image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": ["python", "-m", "dsml.scheduler.worker", "--kernel", kernel_name(environment)],
+        "command": worker_command(environment, settings.memory_limit),
         "env": [
             {"name": "DSML_RUN_ID", "value": str(run_id)},
             {"name": "DSML_SERVICE_URL", "value": service_url},
@@ -340,6 +361,16 @@ class KubernetesExecutor(Executor):
                 f"job_name_prefix {value!r} is not allowed: use at most 40 lower-case letters, "
                 "digits and '-', starting with a letter (e.g. 'dsml-run-')"
             )
+        return value
+
+    @validate("memory_request", "memory_limit")
+    def _check_memory(self, proposal: dict[str, Any]) -> str:
+        value = proposal["value"]
+        if value:
+            try:
+                quantity_bytes(value)
+            except SettingsError as e:
+                raise TraitError(f"{proposal['trait'].name}: {e}") from None
         return value
 
     service_account = Unicode(
