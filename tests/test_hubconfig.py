@@ -95,3 +95,14 @@ def test_portal_port_and_database_come_from_the_environment(tmp_path: Path, monk
     assert portal["url"] == "http://127.0.0.1:8799"
     assert portal["environment"]["DSML_PORTAL_DB_URL"].endswith("@db/portal")
     assert not any("secret" in a for a in portal["command"])
+
+
+def test_service_tokens_are_checked_with_one_hash_only_when_random(tmp_path: Path) -> None:
+    """The platform's own tokens are long and random; a short one set by hand keeps the rounds."""
+    c = config_for(tmp_path)
+    assert c.JupyterHub.trust_user_provided_tokens is True
+    tokens = [s["api_token"] for s in c.JupyterHub.services if s.get("api_token")]
+    assert tokens and all(len(t) >= hubconfig.MIN_TRUSTED_TOKEN_LENGTH for t in tokens)
+    by_hand = [*c.JupyterHub.services, {"name": "mine", "api_token": "secret123"}]
+    assert hubconfig.service_tokens_are_random(by_hand) is False
+    assert hubconfig.service_tokens_are_random([{"name": "managed"}]) is True

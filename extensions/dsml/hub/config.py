@@ -409,10 +409,7 @@ def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
             }
         )
     c.JupyterHub.services = services
-    # every service token is 32 random bytes (DataDir.secret, or made by the hub): checking one
-    # needs a single hash, not the 16384 rounds meant for tokens a person may have typed, which
-    # the hub otherwise spends on its event loop for every request a service makes
-    c.JupyterHub.trust_user_provided_tokens = True
+    c.JupyterHub.trust_user_provided_tokens = service_tokens_are_random(services)
     # the hub applies these over its own settings: services and app servers skip the consent
     # page (why app servers may: dsml.hub.apps)
     c.JupyterHub.tornado_settings = {
@@ -420,6 +417,23 @@ def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
             f"service-{s['name']}" for s in services if s.get("oauth_no_confirm")
         )
     }
+
+
+MIN_TRUSTED_TOKEN_LENGTH = 32
+"""Service tokens at least this long are taken as random (`service_tokens_are_random`)."""
+
+
+def service_tokens_are_random(services: list[dict[str, Any]]) -> bool:
+    """Whether the hub may check the services' tokens with one hash (trust_user_provided_tokens).
+
+    Ours are 32 random bytes (DataDir.secret), z2jh's 64 random hex digits: a single hash
+    suffices, not the 16384 rounds meant for tokens a person may have typed, which the hub
+    otherwise spends on its event loop for every request a service makes. A shorter token
+    (set by hand) keeps the rounds for every token.
+    """
+    return all(
+        len(s["api_token"]) >= MIN_TRUSTED_TOKEN_LENGTH for s in services if s.get("api_token")
+    )
 
 
 def _port(variable: str) -> int:

@@ -660,6 +660,7 @@ def configure(
     # z2jh read each service's token from its Secret: that one stays
     merged = _merge_by_name(c.JupyterHub.get("services") or [], ours, keep=("api_token",))
     c.JupyterHub.services = merged
+    c.JupyterHub.trust_user_provided_tokens = hubconfig.service_tokens_are_random(merged)
     c.JupyterHub.tornado_settings = {
         **(c.JupyterHub.get("tornado_settings") or {}),
         "oauth_no_confirm_list": hubconfig.NoConfirmClients(
