@@ -234,9 +234,12 @@ def test_detach_status_down(env_datadir: DataDir, tmp_path: Path, reaper: None) 
     status = run_dsml("status", "--settings", settings)
     assert status.returncode == 3, status.stdout + status.stderr
     assert "not running" in status.stdout
-    assert json.loads(run_dsml("status", "--settings", settings, "--json").stdout)["state"] == (
-        "not running"
-    )
+    # how it ended, for whoever looks next
+    assert "last stop" in status.stdout and "stopped as asked" in status.stdout
+    as_json = json.loads(run_dsml("status", "--settings", settings, "--json").stdout)
+    assert as_json["state"] == "not running"
+    assert as_json["last_stop"]["reason"].startswith("stopped as asked")
+    assert as_json["last_stop"]["log"] == str(log)
     again = run_dsml("down", "--settings", settings)
     assert again.returncode == 0
     assert f"no platform is running on {data}" in again.stdout
@@ -252,7 +255,33 @@ def test_detach_that_does_not_come_up_shows_the_end_of_its_log(
     assert "the platform did not come up: dsml up exited with code 1" in up.stderr
     assert "the hub did not become healthy within 0 s" in up.stderr  # from the log's end
     assert _processes_under(data) == []
-    assert run_dsml("status", "--settings", settings).returncode == 3
+    status = run_dsml("status", "--settings", settings)
+    assert status.returncode == 3
+    assert "failed: the hub did not become healthy within 0 s" in status.stdout
+
+
+def test_a_hub_that_dies_past_the_restart_budget_stops_the_platform_and_status_says_why(
+    env_datadir: DataDir, tmp_path: Path, reaper: None
+) -> None:
+    """--max-restarts 0: the first death of the hub ends the platform, with nothing left."""
+    port, data = free_port(), tmp_path / "data"
+    settings = str(write_settings(tmp_path / "settings.yaml", data, port))
+    up = run_dsml(
+        "up", "--detach", "--no-build", "--max-restarts", "0", "--settings", settings, timeout=300
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    supervisor = record(data)["processes"]["dsml-up"]["pid"]
+    hub = record(data)["processes"]["hub"]["pid"]
+    os.kill(hub, signal.SIGKILL)
+    wait_until(lambda: not alive(supervisor), 120, "dsml up stops after the hub's death")
+    wait_until(lambda: _processes_under(data) == [], 60, "nothing of the platform left running")
+    assert port_is_free(port)
+    log = (data / "logs" / "dsml-up.log").read_text()
+    assert "gave up: JupyterHub was killed by SIGKILL and the 0 restarts allowed" in log
+    status = run_dsml("status", "--settings", settings)
+    assert status.returncode == 3, status.stdout + status.stderr
+    assert "gave up: JupyterHub was killed by SIGKILL" in status.stdout
+    assert "(--max-restarts, --restart-window)" in status.stdout
 
 
 def test_systemd_unit_verifies(tmp_path: Path) -> None:

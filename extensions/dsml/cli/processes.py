@@ -127,6 +127,33 @@ def clear_record(datadir: DataDir) -> None:
     record_path(datadir).unlink(missing_ok=True)
 
 
+def last_stop_path(datadir: DataDir) -> Path:
+    """The file that says how the last `dsml up` of this data dir ended."""
+    return datadir.hub / "last-stop.json"
+
+
+def write_last_stop(datadir: DataDir, record: dict[str, Any], reason: str) -> None:
+    """Record how `dsml up` ended (`dsml status` shows it while nothing runs)."""
+    stop = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "reason": reason,
+        "url": record.get("url"),
+        "started_at": record.get("started_at"),
+        "hub_restarts": int(record.get("hub_restarts", 0)),
+        "log": record.get("log"),
+    }
+    write_atomic(last_stop_path(datadir), json.dumps(stop, indent=2) + "\n", mode=0o600)
+
+
+def read_last_stop(datadir: DataDir) -> dict[str, Any] | None:
+    """How the last `dsml up` ended, None when unknown (never ran, or another account's)."""
+    try:
+        stop = json.loads(last_stop_path(datadir).read_text())
+    except (OSError, ValueError):
+        return None
+    return stop if isinstance(stop, dict) and isinstance(stop.get("reason"), str) else None
+
+
 def new_record(datadir: DataDir, url: str) -> dict[str, Any]:
     """A record of this process as the `dsml up` of `datadir` serving `url`, still starting."""
     return {

@@ -115,6 +115,7 @@ def platform_status(datadir: DataDir, timeout: float) -> dict[str, Any]:
     record = processes.read_record(datadir)
     status: dict[str, Any] = {"state": "not running", "data_dir": str(datadir.root)}
     if record is None:
+        status["last_stop"] = processes.read_last_stop(datadir)
         return status
     entries = record["processes"]
     procs = {
@@ -153,6 +154,11 @@ def _print_status(status: dict[str, Any]) -> None:
     state = status["state"]
     if state == "not running":
         print(f"dsml: not running (data dir {status['data_dir']})")
+        stop = status.get("last_stop")
+        if stop:
+            print(f"  last stop {stop['at']}: {stop['reason']}")
+            if stop.get("log"):
+                print(f"  log       {stop['log']}")
         if status.get("left_behind"):
             pid = status["processes"][processes.SUPERVISOR]["pid"]
             print(

@@ -452,6 +452,7 @@ def run(args: argparse.Namespace) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _on_signal)
+    ended = "it stopped before the hub was up"
     try:
         asyncio.run(wait_ready(url, hub.proc, args.ready_timeout))
         runtime_file(datadir).write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
@@ -467,15 +468,18 @@ def run(args: argparse.Namespace) -> int:
         while True:
             code: int | None = hub.watch()
             if code == 0:
-                say("dsml up: JupyterHub exited with code 0 (asked to stop)", err=True)
+                ended = "JupyterHub exited with code 0 (asked to stop: the shutdown API)"
+                say(f"dsml up: {ended}", err=True)
                 return 1
             while code is not None:  # until a restarted hub is up
                 if not budget.allow():
+                    ended = (
+                        f"gave up: JupyterHub {exit_reason(code)} and the {budget.limit} "
+                        f"restarts allowed within {budget.window:.0f} s were used up "
+                        "(--max-restarts, --restart-window)"
+                    )
                     say(
-                        f"dsml up: JupyterHub {exit_reason(code)}; not restarting it: the "
-                        f"{budget.limit} restarts allowed within {budget.window:.0f} s are used "
-                        "up (--max-restarts, --restart-window); stopping the platform, see the "
-                        "hub's log above",
+                        f"dsml up: {ended}; stopped the platform, see the hub's log above",
                         err=True,
                     )
                     return code if code > 0 else 1
@@ -486,9 +490,13 @@ def run(args: argparse.Namespace) -> int:
                 )
                 code = hub.restart(args.ready_timeout)
     except KeyboardInterrupt:
+        ended = "stopped as asked (Ctrl-C, SIGTERM, SIGHUP or `dsml down`)"
         code = _stop(hub.proc)
         _say_up(f"stopped (hub exit code {code})")
         return 0
+    except Exception as e:
+        ended = f"failed: {e}"
+        raise
     finally:
         stopping = True
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -499,6 +507,7 @@ def run(args: argparse.Namespace) -> int:
             _say_up(f"stopped what the hub left running: {processes.summary(left)}")
         (datadir.hub / "proxy.pid").unlink(missing_ok=True)
         runtime_file(datadir).unlink(missing_ok=True)
+        processes.write_last_stop(datadir, record, ended)
         processes.clear_record(datadir)
 
 
