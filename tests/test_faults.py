@@ -37,6 +37,8 @@ RESTART_SECONDS = 120
 """How long the hub may take to start a killed service again (it takes seconds)."""
 
 WORKER = b"dsml.scheduler.worker"
+USER_NICENESS = 10
+"""accounts.niceness by default: user code's CPU niceness."""
 APP = "faults"
 """The app these tests publish (its own, so no other test's counts move)."""
 
@@ -278,6 +280,10 @@ def test_kill_9_of_a_kernel_and_of_a_worker_mid_run(platform: Platform, tmp_path
     )
     kernels = {w: int((tmp_path / w).read_text()) for w in runs}
     workers = {w: worker_of(k) for w, k in kernels.items()}
+    # runs compute below the platform's CPU priority (accounts.niceness 10); the scheduler not
+    for pid in (*kernels.values(), *workers.values()):
+        assert os.getpriority(os.PRIO_PROCESS, pid) == USER_NICENESS, pid
+    assert os.getpriority(os.PRIO_PROCESS, scheduler_pid(platform)) == 0
     os.kill(kernels["kernel"], signal.SIGKILL)
     os.kill(workers["worker"], signal.SIGKILL)
     killed = time.monotonic()
@@ -482,6 +488,11 @@ def test_a_viewer_opens_the_app_again_after_its_kernel_died(
     slide_to(page, 16)
     server = app_server(platform, APP)
     assert server
+    # an app server and its kernels run below the platform's CPU priority too
+    assert os.getpriority(os.PRIO_PROCESS, server) == USER_NICENESS
+    assert {os.getpriority(os.PRIO_PROCESS, k) for k in app_kernels(server).values()} == {
+        USER_NICENESS
+    }
     os.kill(app_kernels(server)[kernel], signal.SIGKILL)
     killed = time.monotonic()
     page.reload()

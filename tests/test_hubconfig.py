@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from traitlets.config import Config
@@ -106,3 +107,15 @@ def test_service_tokens_are_checked_with_one_hash_only_when_random(tmp_path: Pat
     by_hand = [*c.JupyterHub.services, {"name": "mine", "api_token": "secret123"}]
     assert hubconfig.service_tokens_are_random(by_hand) is False
     assert hubconfig.service_tokens_are_random([{"name": "managed"}]) is True
+
+
+def test_user_code_runs_at_the_niceness_of_the_settings(tmp_path: Path) -> None:
+    """Servers and runs get accounts.niceness (10 unless set); the processes are checked on
+    the running platform (tests/test_faults.py)."""
+    for given, expected in (({}, 10), ({"accounts": {"niceness": 15}}, 15)):
+        data = settings.validate({"data_dir": str(tmp_path / "data"), **given})
+        c = Config()
+        hubconfig.update_all(c, data)
+        assert c.DsmlLocalSpawner.niceness == expected
+        (path,) = hubconfig.scheduler_config_files(data, hubconfig.datadir_for(data))[:1]
+        assert json.loads(Path(path).read_text())["LocalExecutor"]["niceness"] == expected

@@ -122,6 +122,8 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 # what every system account name starts with (see dsml.system_accounts)
                 "prefix": {"type": "string", "pattern": r"^[a-z_][a-z0-9_-]{0,15}$"},
+                # the CPU priority of user code on one machine (dsml.utils.lower_priority)
+                "niceness": {"type": "integer", "minimum": 0, "maximum": 19},
             },
         },
         "environments": {
@@ -219,7 +221,7 @@ DEFAULTS: dict[str, Any] = {
         "webhook_allow": [],
         "rights_cache_seconds": 60,
     },
-    "accounts": {"prefix": "dsml-"},
+    "accounts": {"prefix": "dsml-", "niceness": 10},
     "environments": ["python-minimal", "datascience"],
     "apps": {
         "max_files": 20,

@@ -64,3 +64,21 @@ def quantity_bytes(value: str | int) -> int:
             f"memory {value!r} is not a quantity: use a number with Ki, Mi, Gi, K, M or G"
         )
     return int(float(match.group(1)) * _FACTORS[match.group(2)])
+
+
+def lower_priority(niceness: int) -> None:
+    """Run the calling thread (and what it starts from now on) at `niceness` or lower priority.
+
+    User code (servers, app servers, job workers and their kernels) runs at the
+    `accounts.niceness` setting on one machine, so the hub, the proxy and the services keep
+    answering while users' code fills every core. Never raises the priority; a system that
+    refuses keeps the current one.
+    """
+    if niceness <= 0:
+        return
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+        if niceness > current:
+            os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    except (OSError, AttributeError):
+        pass

@@ -179,6 +179,7 @@ def update_spawner(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     c.DsmlLocalSpawner.seed_folders = [str(root / "training"), str(root / "shared_notebooks")]
     c.DsmlLocalSpawner.jupyter_data_dir = str(datadir.jupyter_data)
     c.DsmlLocalSpawner.default_kernel = kernels.kernel_name(spawner["default_environment"])
+    c.DsmlLocalSpawner.niceness = settings["accounts"]["niceness"]
     c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
     c.Spawner.default_url = spawner["default_url"]
     # JupyterLab's Notebook Jobs and `dsml run` call the scheduler with the server's own token
@@ -363,6 +364,7 @@ def scheduler_config_files(
         "LocalExecutor": {
             "warm_workers": scheduler["warm_workers"],
             "memory_limit_bytes": scheduler["job_memory_limit_bytes"],
+            "niceness": settings["accounts"]["niceness"],
             # as root each run executes as its owner's system account
             "account_prefix": settings["accounts"]["prefix"] if isolated() else "",
         },

@@ -20,13 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import List, Unicode
+from traitlets import Integer, List, Unicode
 
 from dsml.hub.accounts import SystemAccounts
 from dsml.hub.apps import is_app_server
 from dsml.hub.homes import seed_home
 from dsml.system_accounts import Account, account_name, drop_privileges, lookup
-from dsml.utils import write_atomic
+from dsml.utils import lower_priority, write_atomic
 
 LAB_PAGE_CONFIG = {
     # JupyterLab's news and update check fetch from the internet, and its first start asks
@@ -75,6 +75,12 @@ class DsmlLocalSpawner(SystemAccounts, LocalProcessSpawner):
     preheated_kernels = Unicode(
         "1", config=True, help="Kernels an app server keeps started and rendered ahead of viewers."
     )
+    niceness = Integer(
+        0,
+        config=True,
+        help="CPU niceness of every server and what it starts (0-19; the accounts.niceness "
+        "setting): the hub and the services keep answering when users' code is busy.",
+    )
 
     @property
     def is_app(self) -> bool:
@@ -94,13 +100,17 @@ class DsmlLocalSpawner(SystemAccounts, LocalProcessSpawner):
         return lookup(account_name(self.user.name, self.prefix))
 
     def make_preexec_fn(self, name: str) -> Callable[[], None]:
-        """As the account (groups, gid, uid) in the home; as the platform when accounts are off."""
+        """As the account (groups, gid, uid) in the home, at the lower CPU priority; as the
+        platform's account when accounts are off."""
         account = self._account()
         home = self.home_dir
         if self.enabled and account is None:
             raise RuntimeError(f"user {name} has no system account; it is made before a spawn")
 
+        niceness = self.niceness
+
         def preexec() -> None:
+            lower_priority(niceness)
             if account is not None:
                 drop_privileges(account)
             os.chdir(home)

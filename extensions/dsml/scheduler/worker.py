@@ -36,7 +36,7 @@ from typing import Any
 from dsml import notebooks
 from dsml.client import ApiError, Client
 from dsml.system_accounts import Account, drop_privileges
-from dsml.utils import skip_slow_format_checks
+from dsml.utils import lower_priority, skip_slow_format_checks
 
 log = logging.getLogger("dsml.worker")
 
@@ -388,6 +388,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="cap the kernel's data memory (RLIMIT_DATA) at this many bytes (0: no cap)",
     )
     parser.add_argument(
+        "--niceness",
+        type=int,
+        default=0,
+        help="run the worker and its kernel at this CPU niceness (0-19; 0: as started)",
+    )
+    parser.add_argument(
         "--memory-limit-source",
         default=LOCAL_MEMORY_LIMIT,
         help="where the cap comes from, named in the run's message when the kernel hits it",
@@ -399,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     """Start the kernel, wait for an assignment, run it, report, shut the kernel down."""
     skip_slow_format_checks()
     args = parse(argv)
+    lower_priority(min(args.niceness, 19))
     memory = max(args.memory_limit_bytes, 0)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     if args.take_account:

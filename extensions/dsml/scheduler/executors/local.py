@@ -136,6 +136,12 @@ class LocalExecutor(Executor):
         help="Data memory a run's kernel may use, in bytes (RLIMIT_DATA: heap and private "
         "maps); a notebook over it gets a MemoryError and its run fails naming it (0: no cap).",
     )
+    niceness = Integer(
+        0,
+        config=True,
+        help="CPU niceness of the workers and their kernels (0-19; the accounts.niceness "
+        "setting): the hub and the services keep answering while runs compute.",
+    )
     hub_api_url = Unicode(config=True, help="The hub's API URL, to ask for run tokens.")
     hub_api_token = Unicode(config=True, help="The scheduler's hub token, to ask for run tokens.")
     run_token_seconds = Integer(
@@ -214,6 +220,8 @@ class LocalExecutor(Executor):
         command = [self.python, "-m", "dsml.scheduler.worker", "--kernel", kernel_name]
         if self.memory_limit_bytes > 0:
             command.append(f"--memory-limit-bytes={self.memory_limit_bytes}")
+        if self.niceness > 0:
+            command.append(f"--niceness={self.niceness}")
         ids: dict[str, Any] = {}
         if account is not None:
             ids = {"user": account.uid, "group": account.gid, "extra_groups": account.groups}
