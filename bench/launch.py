@@ -31,6 +31,8 @@ from typing import Any
 import httpx
 import yaml
 
+from dsml.settings import deep_merge
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 VENVS = BENCH / ".venvs"
@@ -113,8 +115,16 @@ class Platform:
             return r.json()["token"]
 
 
-def write_settings(path: Path, data_dir: Path, port: int, capacity: int, warm: int) -> Path:
-    """A settings file for a benchmark platform (the test suite's, with our scheduler keys)."""
+def write_settings(
+    path: Path,
+    data_dir: Path,
+    port: int,
+    capacity: int,
+    warm: int,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """A settings file for a benchmark platform (the test suite's, with our scheduler keys and
+    `extra` merged over them)."""
     settings = {
         "hub": {"ip": "127.0.0.1", "port": port},
         "data_dir": str(data_dir),
@@ -126,7 +136,7 @@ def write_settings(path: Path, data_dir: Path, port: int, capacity: int, warm: i
         # as root each demo user gets a system account; these are deleted when the bench ends
         "accounts": {"prefix": ACCOUNT_PREFIX},
     }
-    path.write_text(yaml.safe_dump(settings))
+    path.write_text(yaml.safe_dump(deep_merge(settings, extra or {})))
     return path
 
 
@@ -147,19 +157,26 @@ def _processes_under(folder: Path) -> list[int]:
 
 @contextlib.contextmanager
 def running_platform(
-    base: Path, capacity: int, warm_workers: int = 1, say: Progress = progress
+    base: Path,
+    capacity: int,
+    warm_workers: int = 1,
+    say: Progress = progress,
+    settings: dict[str, Any] | None = None,
 ) -> Iterator[Platform]:
-    """Run `dsml up --demo` in `base` until the block ends, also on error or Ctrl-C."""
+    """Run `dsml up --demo` in `base` until the block ends, also on error or Ctrl-C; `settings`
+    are merged over the benchmark's own."""
     base.mkdir(parents=True, exist_ok=True)
     data_dir = base / "data"
     port = free_port()
-    settings = write_settings(base / "settings.yaml", data_dir, port, capacity, warm_workers)
+    settings_file = write_settings(
+        base / "settings.yaml", data_dir, port, capacity, warm_workers, settings
+    )
     log = base / "dsml-up.log"
     say(f"starting the platform (scheduler capacity {capacity}) on port {port} in {base}")
     started = time.monotonic()
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dsml", "up", "--demo", "--settings", str(settings)],
+            [sys.executable, "-m", "dsml", "up", "--demo", "--settings", str(settings_file)],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # our Ctrl-C does not reach it; we stop it in order

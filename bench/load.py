@@ -134,6 +134,8 @@ class Options:
     runs_deadline_seconds: float = 900.0
     peer: bool = True
     """Also run the sign-in storm alone on ours and on a plain hub with NativeAuthenticator."""
+    niceness: int | None = None
+    """accounts.niceness of the platform started (None: the platform's default)."""
 
     @classmethod
     def quick(cls) -> Options:
@@ -910,7 +912,8 @@ def _s(value: float | None) -> str:
 
 def run(opts: Options, work: Path, say: Progress = progress) -> dict[str, Any]:
     """Start a platform (capacity 2), drive the load against it, stop it; then the peer."""
-    with running_platform(work / "platform", capacity=2, say=say) as platform:
+    settings = {} if opts.niceness is None else {"accounts": {"niceness": opts.niceness}}
+    with running_platform(work / "platform", capacity=2, say=say, settings=settings) as platform:
         token = (platform.data_dir / "secrets" / "admin-api-token").read_text().strip()
         results = asyncio.run(drive(platform.url, token, opts, say, storm=opts.peer))
     return with_peer(results, opts, work, say)
@@ -947,10 +950,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the sign-in storm alone on ours and on a plain hub with NativeAuthenticator",
     )
+    parser.add_argument(
+        "--niceness",
+        type=int,
+        choices=range(20),
+        metavar="0-19",
+        help="accounts.niceness of the platform started (user code's CPU niceness; default 10)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
     opts = Options.quick() if args.quick else Options()
     opts.peer = not args.no_peer
+    opts.niceness = args.niceness
     for name, attr in (("users", "users"), ("viewers", "viewers"), ("jobs", "jobs"),
                        ("arrival", "arrival_seconds")):  # fmt: skip
         if getattr(args, name) is not None:
