@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import Integer, List, Unicode
+from traitlets import Integer, List, Unicode, default
 
 from dsml.hub.accounts import SystemAccounts
 from dsml.hub.apps import is_app_server
@@ -81,6 +81,12 @@ class DsmlLocalSpawner(SystemAccounts, LocalProcessSpawner):
         help="CPU niceness of every server and what it starts (0-19; the accounts.niceness "
         "setting): the hub and the services keep answering when users' code is busy.",
     )
+
+    @default("poll_interval")
+    def _poll_interval_default(self) -> int:
+        # a poll is one waitpid of the hub's own child: every 5 s (not JupyterHub's 30) a dead
+        # server, an app's above all, is noticed and started again by its next visitor sooner
+        return 5
 
     @property
     def is_app(self) -> bool:
