@@ -138,7 +138,10 @@ def write_settings(path: Path, data_dir: Path, port: int, **extra: object) -> Pa
         "hub": {"ip": "127.0.0.1", "port": port},
         "data_dir": str(data_dir),
         "environments_dir": str(ENV_CACHE),
-        "culler": {"enabled": True, "timeout_seconds": 600, "every_seconds": 60},
+        # longer than the suite: the hub learns of a server's use up to 5 min late (activity
+        # is reported every 300 s), so with 600 s a server idle for 9 min was culled under a
+        # test that had just opened it (CI, test_lab_create_job.py)
+        "culler": {"enabled": True, "timeout_seconds": 3600, "every_seconds": 60},
         "environments": ENVIRONMENTS,
         "accounts": {"prefix": ACCOUNT_PREFIX},
         "scheduler": {
