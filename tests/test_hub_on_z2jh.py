@@ -99,6 +99,7 @@ CHECK = textwrap.dedent(
             "profiles_callable": callable(hub.config.KubeSpawner.profile_list),
             "named": hub.allow_named_servers,
             "trusted_tokens": hub.trust_user_provided_tokens,
+            "activity_interval": hub.last_activity_interval,
         }, default=str))
 
     asyncio.run(main())
@@ -175,6 +176,8 @@ def test_hub_config_loads_on_z2jh(tmp_path: Path) -> None:
     assert report["profiles_callable"] and report["named"]
     # z2jh's service tokens are 64 random hex digits: one hash checks them, not 16384 rounds
     assert report["trusted_tokens"] is True
+    # the culler judges by the hub's record of last use, read from the proxy every minute
+    assert report["activity_interval"] == 60
 
 
 def _jupyterhub_pin(text: str, pattern: str) -> str:

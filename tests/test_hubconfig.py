@@ -119,3 +119,9 @@ def test_user_code_runs_at_the_niceness_of_the_settings(tmp_path: Path) -> None:
         assert c.DsmlLocalSpawner.niceness == expected
         (path,) = hubconfig.scheduler_config_files(data, hubconfig.datadir_for(data))[:1]
         assert json.loads(Path(path).read_text())["LocalExecutor"]["niceness"] == expected
+
+
+def test_the_hub_reads_servers_last_use_from_the_proxy_every_minute(tmp_path: Path) -> None:
+    """The culler judges by the hub's record of last use: it lags by at most a minute."""
+    c = config_for(tmp_path)
+    assert c.JupyterHub.last_activity_interval == 60

@@ -396,6 +396,10 @@ def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
     services.append(portal_service(settings, datadir))
     services.append(apps_service(settings, datadir))
     culler = settings["culler"]
+    # the hub reads each route's last use from the proxy every minute (JupyterHub: 5): the
+    # culler judges by the hub's record, and a person back at an idle server after almost the
+    # timeout was culled while working when that record lagged by up to 5 minutes
+    c.JupyterHub.last_activity_interval = ACTIVITY_FROM_PROXY_SECONDS
     if culler["enabled"]:
         services.append(
             {
@@ -420,6 +424,9 @@ def update_services(c: Any, settings: dict[str, Any], datadir: DataDir) -> None:
         )
     }
 
+
+ACTIVITY_FROM_PROXY_SECONDS = 60
+"""How often the hub reads the servers' last use from the proxy (`last_activity_interval`)."""
 
 MIN_TRUSTED_TOKEN_LENGTH = 32
 """Service tokens at least this long are taken as random (`service_tokens_are_random`)."""

@@ -661,6 +661,7 @@ def configure(
     merged = _merge_by_name(c.JupyterHub.get("services") or [], ours, keep=("api_token",))
     c.JupyterHub.services = merged
     c.JupyterHub.trust_user_provided_tokens = hubconfig.service_tokens_are_random(merged)
+    c.JupyterHub.last_activity_interval = hubconfig.ACTIVITY_FROM_PROXY_SECONDS
     c.JupyterHub.tornado_settings = {
         **(c.JupyterHub.get("tornado_settings") or {}),
         "oauth_no_confirm_list": hubconfig.NoConfirmClients(
