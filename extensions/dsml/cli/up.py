@@ -121,13 +121,6 @@ def check_port_free(ip: str, port: int) -> None:
             raise PortInUseError(f"cannot listen on {ip}:{port}: {e.strerror}") from None
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 STABLE_PORTS = ("scheduler", "portal", "apps")
 """The services found at the same port after a platform restart (`choose_ports`)."""
 
@@ -479,7 +472,7 @@ def run(args: argparse.Namespace) -> int:
                         "(--max-restarts, --restart-window)"
                     )
                     say(
-                        f"dsml up: {ended}; stopped the platform, see the hub's log above",
+                        f"dsml up: {ended}; stopping the platform, see the hub's log above",
                         err=True,
                     )
                     return code if code > 0 else 1
